@@ -1,0 +1,1 @@
+"""Operations endpoints outside ARM's namespace: inventory, request log, reset, faults, throttling."""

@@ -1,0 +1,49 @@
+"""The emulated services. Each has urls.py (routes), responses.py (parse + answer), models.py (state)."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any, Protocol
+
+from emulator.core.context import Context
+from emulator.core.routing import Router
+
+# ARM services: every call needs a bearer token.
+ARM_SERVICES = [
+    "emulator.services.resources.urls",
+]
+# Endpoints outside ARM's authentication: sign-in, cloud metadata, the emulator's own operations.
+PUBLIC_SERVICES = [
+    "emulator.services.identity.urls",
+    "emulator.ops.urls",
+]
+# Objects with async startup(ctx)/shutdown(ctx): e.g. the guest runtimes.
+LIFECYCLE: list[str] = []
+
+
+class Lifecycle(Protocol):
+    async def startup(self, ctx: Context) -> None: ...
+    async def shutdown(self, ctx: Context) -> None: ...
+
+
+def _router(modules: list[str]) -> Router:
+    router = Router()
+    for name in modules:
+        router.include(importlib.import_module(name).router)
+    return router
+
+
+def arm_router() -> Router:
+    return _router(ARM_SERVICES)
+
+
+def public_router() -> Router:
+    return _router(PUBLIC_SERVICES)
+
+
+def lifecycle_hooks() -> list[Lifecycle]:
+    hooks: list[Any] = []
+    for spec in LIFECYCLE:
+        module, _, attr = spec.partition(":")
+        hooks.append(getattr(importlib.import_module(module), attr))
+    return hooks

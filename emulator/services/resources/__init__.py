@@ -1,0 +1,1 @@
+"""Microsoft.Resources: subscriptions, resource groups, generic resource listing, operation status."""

@@ -1,0 +1,1 @@
+"""The golden-image factory's Airflow side: hooks, operators, triggers and pure planning modules."""

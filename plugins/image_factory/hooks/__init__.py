@@ -1,0 +1,1 @@
+"""Hooks: the only code that reads Airflow Connections and builds Azure SDK clients."""
