@@ -42,10 +42,10 @@ class Dispatcher:
         request_id = str(uuid.uuid4())
         out_headers = {"x-ms-request-id": request_id, "x-ms-correlation-request-id": headers.get("x-ms-client-request-id", request_id)}
         path = normalise_path(raw_path)
-        operation = f"{method} {path}"
+        named = [f"{method} {path}"]  # replaced by the route's operation name once routed
         status = 500
         try:
-            response, operation = self._serve(method, path, query, headers, raw_body, base_url, out_headers)
+            response = self._serve(method, path, query, headers, raw_body, base_url, out_headers, named)
             status = response.status
             out_headers.update(response.headers)
             body = b"" if response.body is None else json.dumps(response.body).encode()
@@ -59,10 +59,10 @@ class Dispatcher:
             body = json.dumps(exc.body()).encode()
         if method == "HEAD":
             body = b""
-        self.log.record(method, path, operation, status, (time.perf_counter() - started) * 1000.0, query.get("api-version", ""))
+        self.log.record(method, path, named[0], status, (time.perf_counter() - started) * 1000.0, query.get("api-version", ""))
         return Wire(status, body, out_headers)
 
-    def _serve(self, method: str, path: str, query: dict[str, str], headers: dict[str, str], raw_body: bytes, base_url: str, out_headers: dict[str, str]) -> tuple[ArmResponse, str]:
+    def _serve(self, method: str, path: str, query: dict[str, str], headers: dict[str, str], raw_body: bytes, base_url: str, out_headers: dict[str, str], named: list[str]) -> ArmResponse:
         found = self.public.match(method, path)
         public = found is not None
         if found is None:
@@ -70,7 +70,7 @@ class Dispatcher:
         if found is None:
             raise _unknown_path(path)
         route, params = found
-        operation = route.operation
+        operation = named[0] = route.operation
         if not public:
             auth.verify(self.ctx, headers.get("authorization"))
             sub = params.get("subscription")
@@ -93,8 +93,7 @@ class Dispatcher:
             lro_failure=self.faults.lro_failure(operation, method, path) if method != "GET" else None,
         )
         with self.ctx.store.tx():
-            response = route.handler(req)
-        return response, operation
+            return route.handler(req)
 
 
 def _parse_body(raw: bytes, headers: dict[str, str]) -> Any:

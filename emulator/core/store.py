@@ -77,8 +77,9 @@ def _parent_key(resource_id: str) -> str:
 
 
 def _group(resource_id: str) -> str | None:
+    """The group a resource lives in (None for the group itself and for subscription-level ids)."""
     parts = resource_id.lower().split("/")
-    return parts[4] if len(parts) > 4 and parts[3] == "resourcegroups" else None
+    return parts[4] if len(parts) > 5 and parts[3] == "resourcegroups" else None
 
 
 class Store:
