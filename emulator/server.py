@@ -23,6 +23,7 @@ from emulator.core.context import Context
 from emulator.core.dispatch import Dispatcher
 from emulator.core.store import Store
 from emulator.services import arm_router, lifecycle_hooks, public_router
+from emulator.storage import upload
 
 log = logging.getLogger("emulator")
 METHODS = ["GET", "PUT", "POST", "PATCH", "DELETE", "HEAD"]
@@ -78,7 +79,7 @@ def make_app(ctx: Context) -> Starlette:
             for hook in reversed(lifecycle_hooks()):
                 await hook.shutdown(ctx)
 
-    return Starlette(routes=[Route("/{path:path}", handle, methods=METHODS)], lifespan=lifespan)
+    return Starlette(routes=[*upload.routes(ctx), Route("/{path:path}", handle, methods=METHODS)], lifespan=lifespan)
 
 
 def write_endpoint_file(ctx: Context, url: str, ca: Path) -> Path:

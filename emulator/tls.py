@@ -24,7 +24,7 @@ def ensure_certificates(directory: str | os.PathLike[str]) -> tuple[Path, Path, 
     ca_path, cert_path, key_path = d / "ca.pem", d / "server.pem", d / "server-key.pem"
     if ca_path.exists() and cert_path.exists() and key_path.exists():
         return ca_path, cert_path, key_path
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Local Azure Root CA")])
     ca_cert = (
