@@ -93,9 +93,6 @@ class Store:
         self._conn.executescript(SCHEMA)
         row = self._conn.execute("SELECT COALESCE(MAX(seq), 0) FROM resources").fetchone()
         self._seq = int(row[0])
-        # Never later than the earliest ready_at of a timed InProgress operation (None: there is none),
-        # so due_operations can answer "nothing due" (every request asks) without the lock or a query.
-        self._next_due: float | None = 0.0
 
     @contextmanager
     def tx(self) -> Iterator[Store]:
@@ -194,8 +191,6 @@ class Store:
                 "INSERT OR REPLACE INTO operations (id, status, ready_at, data) VALUES (?, ?, ?, ?)",
                 (op_id, status, ready_at, json.dumps(data)),
             )
-            if status == "InProgress" and ready_at is not None and (self._next_due is None or ready_at < self._next_due):
-                self._next_due = ready_at
 
     def get_operation(self, op_id: str) -> tuple[str, float | None, dict[str, Any]] | None:
         with self._lock:
@@ -205,20 +200,12 @@ class Store:
         return (row[0], row[1], json.loads(row[2])) if row else None
 
     def due_operations(self, now: float) -> list[str]:
-        next_due = self._next_due
-        if next_due is None or now < next_due:
-            return []
         with self._lock:
             rows = self._conn.execute(
                 "SELECT id FROM operations WHERE status = 'InProgress' AND ready_at IS NOT NULL AND ready_at <= ? "
                 "ORDER BY ready_at",
                 (now,),
             ).fetchall()
-            if self._depth == 0:  # only committed state may raise it: a transaction could still roll back
-                # includes the ones just found: they are settled next, and the call after recomputes
-                self._next_due = self._conn.execute(
-                    "SELECT MIN(ready_at) FROM operations WHERE status = 'InProgress' AND ready_at IS NOT NULL"
-                ).fetchone()[0]
         return [r[0] for r in rows]
 
     def pending_operations(self) -> list[str]:
@@ -243,7 +230,6 @@ class Store:
         with self.tx():
             self._conn.execute("DELETE FROM resources")
             self._conn.execute("DELETE FROM operations")
-            self._next_due = 0.0  # unknown again (the transaction may still roll back)
             marks = ",".join("?" for _ in keep_settings) or "''"
             self._conn.execute(f"DELETE FROM settings WHERE name NOT IN ({marks})", keep_settings)
 
