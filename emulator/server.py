@@ -37,7 +37,8 @@ def make_context(state_dir: str | os.PathLike[str], *, time_factor: float | None
     if key is None:
         key = secrets.token_urlsafe(32)
         store.set_setting("signing_key", key)
-    ctx = Context(store=store, state_dir=str(d), signing_key=key)
+    ctx = Context(store=store, state_dir=str(d), signing_key=key,
+                  address_pool=os.environ.get("LOCAL_AZURE_ADDRESS_POOL", "127.100.0.0/16"))
     if time_factor is not None:
         store.set_setting("time_factor", time_factor)
     return ctx

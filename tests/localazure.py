@@ -36,6 +36,11 @@ class LocalAzure:
         self.log_path = self.state_dir / "emulator.log"
 
     @property
+    def address_pool(self) -> str:
+        """Each instance its own loopback /16, so guests of two local Azures never share an address."""
+        return f"127.{101 + self.port % 150}.0.0/16"
+
+    @property
     def endpoint(self) -> str:
         return f"https://127.0.0.1:{self.port}"
 
@@ -50,7 +55,7 @@ class LocalAzure:
     def start(self, timeout: float = 30.0) -> LocalAzure:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")
-        env = {**os.environ, "PYTHONPATH": str(ROOT), **self.env}
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "LOCAL_AZURE_ADDRESS_POOL": self.address_pool, **self.env}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "emulator", "serve", "--state-dir", str(self.state_dir),
              "--port", str(self.port), "--time-factor", str(self.time_factor)],

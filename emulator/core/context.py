@@ -22,6 +22,7 @@ class Context:
     tenant: str = DEFAULT_TENANT
     time_factor: float = 0.05
     signing_key: str = ""
+    address_pool: str = "127.100.0.0/16"  # loopback range public IPs (guest listen addresses) come from
     extras: dict[str, Any] = field(default_factory=dict)
 
     def now(self) -> float:

@@ -1,0 +1,1 @@
+"""Microsoft.Network: virtual networks and subnets, NSGs, public IP addresses, network interfaces."""
