@@ -1,0 +1,1 @@
+"""Azure Compute Gallery: galleries, image definitions, image versions and their regional replication."""
