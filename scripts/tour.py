@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+import azure.mgmt.compute.models as cm
+import azure.mgmt.network.models as nm
 import paramiko
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
@@ -25,9 +28,17 @@ sys.path[:0] = [str(ROOT), str(ROOT / "plugins")]
 
 from image_factory.hooks.arm import AzureResourceManagerHook  # noqa: E402
 
+for _noisy in ("azure", "paramiko"):  # the SDK logs every request, paramiko every login, at INFO
+    logging.getLogger(_noisy).setLevel(logging.WARNING)
+
 CONN_ID = "local_azure"
 HOME, SECOND, THIRD = "westeurope", "eastus", "northeurope"
 ADMIN = "builder"
+
+
+def v(value: Any) -> str:
+    """An SDK enum's wire value ("Completed"), or the value itself."""
+    return str(getattr(value, "value", value))
 
 
 def step(text: str) -> float:
@@ -62,24 +73,26 @@ def ssh_keypair() -> tuple[paramiko.PKey, str]:
 def network(arm: AzureResourceManagerHook, group: str, location: str, prefix: str, tags: dict[str, str]) -> str:
     """VNet, subnet, NSG allowing SSH from this machine only, public IP, NIC: returns the NIC id."""
     net = arm.network
-    nsg = net.network_security_groups.begin_create_or_update(group, f"{prefix}-nsg", {
-        "location": location, "tags": tags,
-        "security_rules": [{"name": "ssh-from-builder", "priority": 100, "direction": "Inbound", "access": "Allow",
-                            "protocol": "Tcp", "source_address_prefix": "127.0.0.1/32", "source_port_range": "*",
-                            "destination_address_prefix": "*", "destination_port_range": "22"}],
-    }).result()
-    vnet = net.virtual_networks.begin_create_or_update(group, f"{prefix}-vnet", {
-        "location": location, "tags": tags, "address_space": {"address_prefixes": ["10.20.0.0/16"]},
-        "subnets": [{"name": "build", "address_prefix": "10.20.1.0/24", "network_security_group": {"id": nsg.id}}],
-    }).result()
-    pip = net.public_ip_addresses.begin_create_or_update(group, f"{prefix}-ip", {
-        "location": location, "tags": tags, "sku": {"name": "Standard"}, "public_ip_allocation_method": "Static",
-    }).result()
-    nic = net.network_interfaces.begin_create_or_update(group, f"{prefix}-nic", {
-        "location": location, "tags": tags,
-        "ip_configurations": [{"name": "ipconfig1", "subnet": {"id": vnet.subnets[0].id},
-                               "public_ip_address": {"id": pip.id}}],
-    }).result()
+    nsg = net.network_security_groups.begin_create_or_update(group, f"{prefix}-nsg", nm.NetworkSecurityGroup(
+        location=location, tags=tags,
+        security_rules=[nm.SecurityRule(
+            name="ssh-from-builder", priority=100, direction="Inbound", access="Allow", protocol="Tcp",
+            source_address_prefix="127.0.0.1/32", source_port_range="*", destination_address_prefix="*",
+            destination_port_range="22")],
+    )).result()
+    vnet = net.virtual_networks.begin_create_or_update(group, f"{prefix}-vnet", nm.VirtualNetwork(
+        location=location, tags=tags, address_space=nm.AddressSpace(address_prefixes=["10.20.0.0/16"]),
+        subnets=[nm.Subnet(name="build", address_prefix="10.20.1.0/24",
+                           network_security_group=nm.NetworkSecurityGroup(id=nsg.id))],
+    )).result()
+    pip = net.public_ip_addresses.begin_create_or_update(group, f"{prefix}-ip", nm.PublicIPAddress(
+        location=location, tags=tags, sku=nm.PublicIPAddressSku(name="Standard"), public_ip_allocation_method="Static",
+    )).result()
+    nic = net.network_interfaces.begin_create_or_update(group, f"{prefix}-nic", nm.NetworkInterface(
+        location=location, tags=tags,
+        ip_configurations=[nm.NetworkInterfaceIPConfiguration(
+            name="ipconfig1", subnet=nm.Subnet(id=vnet.subnets[0].id), public_ip_address=nm.PublicIPAddress(id=pip.id))],
+    )).result()
     print(f"  {prefix}: vnet {vnet.name}, nsg {nsg.name}, public IP {pip.ip_address}, nic {nic.name}")
     return str(nic.id)
 
@@ -116,20 +129,27 @@ def power_state(arm: AzureResourceManagerHook, group: str, vm: str) -> str:
     return codes[0] if codes else "PowerState/unknown"
 
 
-def vm_body(location: str, nic_id: str, image: dict[str, Any], pubkey: str | None, name: str) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "location": location,
-        "tags": {"factory": "tour"},
-        "hardware_profile": {"vm_size": "Standard_B2s"},
-        "storage_profile": {"image_reference": image, "os_disk": {"create_option": "FromImage",
-                                                                  "managed_disk": {"storage_account_type": "StandardSSD_LRS"}}},
-        "network_profile": {"network_interfaces": [{"id": nic_id, "primary": True}]},
-    }
-    if pubkey:
-        body["os_profile"] = {"computer_name": name, "admin_username": ADMIN, "linux_configuration": {
-            "disable_password_authentication": True,
-            "ssh": {"public_keys": [{"path": f"/home/{ADMIN}/.ssh/authorized_keys", "key_data": pubkey}]}}}
-    return body
+def vm_body(location: str, nic_id: str, image: cm.ImageReference, pubkey: str, name: str,
+            admin: str = ADMIN) -> cm.VirtualMachine:
+    return cm.VirtualMachine(
+        location=location,
+        tags={"factory": "tour"},
+        hardware_profile=cm.HardwareProfile(vm_size="Standard_B2s"),
+        storage_profile=cm.StorageProfile(
+            image_reference=image,
+            os_disk=cm.OSDisk(create_option="FromImage",
+                              managed_disk=cm.ManagedDiskParameters(storage_account_type="StandardSSD_LRS")),
+        ),
+        network_profile=cm.NetworkProfile(network_interfaces=[cm.NetworkInterfaceReference(id=nic_id, primary=True)]),
+        os_profile=cm.OSProfile(
+            computer_name=name, admin_username=admin,
+            linux_configuration=cm.LinuxConfiguration(
+                disable_password_authentication=True,
+                ssh=cm.SshConfiguration(public_keys=[
+                    cm.SshPublicKey(path=f"/home/{admin}/.ssh/authorized_keys", key_data=pubkey)]),
+            ),
+        ),
+    )
 
 
 def main() -> int:
@@ -160,10 +180,10 @@ def main() -> int:
 
         t = step("Provision the source VM")
         key, pubkey = ssh_keypair()
-        image = {"publisher": "Debian", "offer": "debian-12", "sku": "12-gen2", "version": "latest"}
+        image = cm.ImageReference(publisher="Debian", offer="debian-12", sku="12-gen2", version="latest")
         vm = arm.compute.virtual_machines.begin_create_or_update(group, "build-vm",
                                                                   vm_body(HOME, nic, image, pubkey, "build-vm")).result()
-        done(t, f"{vm.name}: {vm.provisioning_state}, {power_state(arm, group, 'build-vm')}, "
+        done(t, f"{vm.name}: {v(vm.provisioning_state)}, {power_state(arm, group, 'build-vm')}, "
                 f"image version {vm.storage_profile.image_reference.exact_version}")
 
         address = public_ip(arm, group, "build")
@@ -183,52 +203,63 @@ def main() -> int:
         done(t, power_state(arm, group, "build-vm"))
 
         t = step("Gallery and image definition")
-        gal = arm.compute.galleries.begin_create_or_update(gallery_group, f"tour_gallery_{stamp}", {
-            "location": HOME, "tags": tags, "description": "Golden images built by the tour"}).result()
-        definition = arm.compute.gallery_images.begin_create_or_update(gallery_group, gal.name, "debian12-base", {
-            "location": HOME, "tags": tags, "os_type": "Linux", "os_state": "Generalized", "hyper_v_generation": "V2",
-            "identifier": {"publisher": "ImageFactory", "offer": "debian-12-golden", "sku": "base"}}).result()
+        gal = arm.compute.galleries.begin_create_or_update(gallery_group, f"tour_gallery_{stamp}", cm.Gallery(
+            location=HOME, tags=tags, description="Golden images built by the tour")).result()
+        definition = arm.compute.gallery_images.begin_create_or_update(
+            gallery_group, gal.name, "debian12-base", cm.GalleryImage(
+                location=HOME, tags=tags, os_type="Linux", os_state="Generalized", hyper_v_generation="V2",
+                identifier=cm.GalleryImageIdentifier(publisher="ImageFactory", offer="debian-12-golden", sku="base"),
+            )).result()
         done(t, f"{gal.name}/{definition.name}")
 
         t = step(f"Image version 1.0.0 from the VM, replicated to {HOME}, {SECOND}, {THIRD}")
         poller = arm.compute.gallery_image_versions.begin_create_or_update(
-            gallery_group, gal.name, definition.name, "1.0.0", {
-                "location": HOME, "tags": tags,
-                "publishing_profile": {"exclude_from_latest": True, "target_regions": [
-                    {"name": HOME, "regional_replica_count": 1, "storage_account_type": "Standard_LRS"},
-                    {"name": SECOND, "regional_replica_count": 2, "storage_account_type": "Standard_LRS"},
-                    {"name": THIRD, "regional_replica_count": 1, "storage_account_type": "Standard_ZRS"}]},
-                "storage_profile": {"source": {"virtual_machine_id": vm.id}}})
-        last = ""
+            gallery_group, gal.name, definition.name, "1.0.0", cm.GalleryImageVersion(
+                location=HOME, tags=tags,
+                publishing_profile=cm.GalleryImageVersionPublishingProfile(exclude_from_latest=True, target_regions=[
+                    cm.TargetRegion(name=HOME, regional_replica_count=1, storage_account_type="Standard_LRS"),
+                    cm.TargetRegion(name=SECOND, regional_replica_count=2, storage_account_type="Standard_LRS"),
+                    cm.TargetRegion(name=THIRD, regional_replica_count=1, storage_account_type="Standard_ZRS")]),
+                storage_profile=cm.GalleryImageVersionStorageProfile(
+                    source=cm.GalleryArtifactVersionFullSource(virtual_machine_id=vm.id)),
+            ))
+        last: tuple[Any, ...] = ()
         while True:
             version = arm.compute.gallery_image_versions.get(gallery_group, gal.name, definition.name, "1.0.0",
                                                              expand="ReplicationStatus")
             status = version.replication_status
-            line = "  " + status.aggregated_state + ": " + ", ".join(
-                f"{s.region} {s.state} {s.progress}%" for s in status.summary)
-            if line != last:
-                print(line, flush=True)
-                last = line
-            if status.aggregated_state in ("Completed", "Failed"):
+            seen = tuple((s.region, str(s.state), (s.progress or 0) // 25) for s in status.summary)
+            if seen != last:  # a line per region state change or quarter of progress
+                print(f"  {v(status.aggregated_state)}: " + ", ".join(
+                    f"{s.region} {v(s.state)} {s.progress}%" for s in status.summary), flush=True)
+                last = seen
+            if v(status.aggregated_state) in ("Completed", "Failed"):
                 break
             time.sleep(0.5)
         version = poller.result()
-        done(t, f"version {version.name}: {version.provisioning_state}")
+        done(t, f"version {version.name}: {v(version.provisioning_state)}")
+        if v(version.provisioning_state) != "Succeeded":
+            raise SystemExit(f"replication ended {v(version.provisioning_state)}")
 
         t = step(f"Smoke test: a VM from the {SECOND} replica")
         smoke_nic = network(arm, group, SECOND, "smoke", tags)
-        _key2, pubkey2 = key, pubkey
         smoke = arm.compute.virtual_machines.begin_create_or_update(
-            group, "smoke-vm", vm_body(SECOND, smoke_nic, {"id": version.id}, pubkey2, "smoke-vm")).result()
+            group, "smoke-vm", vm_body(SECOND, smoke_nic, cm.ImageReference(id=version.id), pubkey, "smoke-vm",
+                                       admin="smoke")).result()
         smoke_address = public_ip(arm, group, "smoke")
-        code, host = ssh(smoke_address, key, "hostname")
-        _code, nginx = ssh(smoke_address, key, "dpkg-query -W -f='${Package} ${Version}\\n' nginx")
-        print(f"  hostname: {host.strip()} (exit {code}); nginx baked in: {nginx.strip()}")
+        _code, host = ssh(smoke_address, key, "hostname", user="smoke")
+        _code, nginx = ssh(smoke_address, key, "dpkg-query -W -f='${Package} ${Version}\\n' nginx", user="smoke")
+        gone, _out = ssh(smoke_address, key, f"id {ADMIN}", user="smoke")
+        print(f"  hostname: {host.strip()}; nginx baked in: {nginx.strip()}; "
+              f"build user '{ADMIN}' {'gone' if gone else 'STILL PRESENT'}")
+        if gone == 0:
+            raise SystemExit("smoke test failed: the build user survived deprovisioning")
         done(t, f"{smoke.name} booted from {version.name} in {smoke.location}")
 
         t = step("Promote: excludeFromLatest = false")
-        arm.compute.gallery_image_versions.begin_update(gallery_group, gal.name, definition.name, "1.0.0", {
-            "publishing_profile": {"exclude_from_latest": False}}).result()
+        arm.compute.gallery_image_versions.begin_update(
+            gallery_group, gal.name, definition.name, "1.0.0", cm.GalleryImageVersionUpdate(
+                publishing_profile=cm.GalleryImageVersionPublishingProfile(exclude_from_latest=False))).result()
         done(t)
     finally:
         if not args.keep:

@@ -1,0 +1,1 @@
+"""Microsoft.Compute: virtual machines backed by guest runtimes, managed images, OS disks, the Marketplace."""
