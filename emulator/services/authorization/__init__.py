@@ -1,0 +1,1 @@
+"""Microsoft.Authorization: management locks, role definitions and role assignments."""
