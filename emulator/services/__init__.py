@@ -11,14 +11,24 @@ from emulator.core.routing import Router
 # ARM services: every call needs a bearer token.
 ARM_SERVICES = [
     "emulator.services.resources.urls",
+    "emulator.services.authorization.urls",
+    "emulator.services.network.urls",
+    "emulator.services.compute.urls",
+    "emulator.services.gallery.urls",
 ]
 # Endpoints outside ARM's authentication: sign-in, cloud metadata, the emulator's own operations.
 PUBLIC_SERVICES = [
     "emulator.services.identity.urls",
     "emulator.ops.urls",
+    "emulator.services.gallery.ops_urls",
+    "emulator.storage.urls",
+    "emulator.guests.simulated.urls",
 ]
 # Objects with async startup(ctx)/shutdown(ctx): e.g. the guest runtimes.
-LIFECYCLE: list[str] = []
+LIFECYCLE: list[str] = [
+    "emulator.guests.simulated.runtime:lifecycle",
+    "emulator.services.compute.runtime:hook",
+]
 
 
 class Lifecycle(Protocol):

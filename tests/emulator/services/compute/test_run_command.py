@@ -59,3 +59,13 @@ def test_requires_a_running_vm_and_the_right_command(kit: Kit):
         _run(kit, "rcstop", "RunShellScript", ["true"])
     assert error_of(err.value)[:3] == (
         409, "OperationNotAllowed", "The operation requires the VM to be running (or set to run).")
+
+
+def test_vms_without_public_ip_run_commands_and_do_not_collide(kit: Kit):
+    """Private-only VMs are unreachable over SSH but still boot, side by side, and take Run Command."""
+    for name in ("priv1", "priv2"):
+        kit.create(name, kit.linux_body(kit.nic(f"{name}-nic", public=False)))
+        result = _run(kit, name, "RunShellScript", ["hostname"])
+        assert "[stdout]\nbuildvm" in result.value[0].message
+    statuses = kit.statuses("priv2")
+    assert "PowerState/running" in statuses
