@@ -8,7 +8,6 @@ import pytest
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 
 
-
 @pytest.fixture
 def pool(local_azure) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
     return ipaddress.ip_network(local_azure.address_pool)
