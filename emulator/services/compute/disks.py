@@ -12,10 +12,11 @@ from typing import Any
 
 from emulator.core import ids, lro
 from emulator.core.context import Context
-from emulator.core.errors import ArmError, OperationNotAllowed, group_not_found, resource_not_found
+from emulator.core.errors import ArmError, OperationNotAllowed, resource_not_found
 from emulator.core.lifecycle import remove
 from emulator.core.store import Resource
 from emulator.services.compute import instance_view
+from emulator.services.resources.models import get_group
 
 DISK_TYPE = "Microsoft.Compute/disks"
 DELETE_SECONDS = 10.0
@@ -87,15 +88,8 @@ def detach(ctx: Context, disk_id: str) -> None:
         ctx.store.put(disk)
 
 
-def _group(ctx: Context, group: str) -> Resource:
-    found = ctx.store.get(str(ids.group_id(ctx.subscription, group)))
-    if found is None:
-        raise group_not_found(group)
-    return found
-
-
 def get_disk(ctx: Context, group: str, name: str) -> Resource:
-    g = _group(ctx, group)
+    g = get_group(ctx, group)
     found = ctx.store.get(disk_rid(ctx, g.name, name))
     if found is None:
         raise resource_not_found(DISK_TYPE, name, g.name)
@@ -103,13 +97,13 @@ def get_disk(ctx: Context, group: str, name: str) -> Resource:
 
 
 def list_disks(ctx: Context, group: str | None = None) -> list[Resource]:
-    scope = _group(ctx, group).id if group is not None else f"/subscriptions/{ctx.subscription}"
+    scope = get_group(ctx, group).id if group is not None else f"/subscriptions/{ctx.subscription}"
     return ctx.store.of_type(DISK_TYPE, scope)
 
 
 def begin_delete(ctx: Context, group: str, name: str, fail_with: dict[str, str] | None) -> tuple[str, str] | None:
     """Start deleting a disk; refused while a VM uses it; None when there is nothing to delete."""
-    _group(ctx, group)
+    get_group(ctx, group)
     disk = ctx.store.get(disk_rid(ctx, group, name))
     if disk is None:
         return None

@@ -16,13 +16,13 @@ from emulator.core.errors import (
     InvalidParameter,
     NotFound,
     OperationNotAllowed,
-    group_not_found,
     resource_not_found,
 )
 from emulator.core.lifecycle import on_remove, remove
 from emulator.core.regions import canonical
 from emulator.core.store import Resource
 from emulator.services.compute import vms
+from emulator.services.resources.models import get_group
 
 IMAGE_TYPE = "Microsoft.Compute/images"
 CREATE_SECONDS = 60.0
@@ -33,15 +33,8 @@ def image_rid(ctx: Context, group: str, name: str) -> str:
     return str(ids.resource_id(ctx.subscription, group, "Microsoft.Compute", "images", name))
 
 
-def _group(ctx: Context, group: str) -> Resource:
-    found = ctx.store.get(str(ids.group_id(ctx.subscription, group)))
-    if found is None:
-        raise group_not_found(group)
-    return found
-
-
 def get_image(ctx: Context, group: str, name: str) -> Resource:
-    g = _group(ctx, group)
+    g = get_group(ctx, group)
     found = ctx.store.get(image_rid(ctx, group, name))
     if found is None:
         raise resource_not_found(IMAGE_TYPE, name, g.name)
@@ -50,7 +43,7 @@ def get_image(ctx: Context, group: str, name: str) -> Resource:
 
 def list_images(ctx: Context, group: str | None = None) -> list[Resource]:
     if group is not None:
-        g = _group(ctx, group)
+        g = get_group(ctx, group)
         return ctx.store.of_type(IMAGE_TYPE, g.id)
     return ctx.store.of_type(IMAGE_TYPE, f"/subscriptions/{ctx.subscription}")
 
@@ -71,7 +64,7 @@ def put_image(ctx: Context, group: str, name: str, body: dict[str, Any], tags: d
               fail_with: dict[str, str] | None) -> tuple[Resource, bool, str]:
     """Create an image from a generalized VM (or update an existing one's tags)."""
     vms.entity_name(name, "imageName")
-    g = _group(ctx, group)
+    g = get_group(ctx, group)
     rid = image_rid(ctx, g.name, name)
     location = canonical(body.get("location"))
     props = body.get("properties") or {}
@@ -195,7 +188,7 @@ def patch_image(ctx: Context, group: str, name: str, tags: dict[str, str] | None
 
 def begin_delete(ctx: Context, group: str, name: str, fail_with: dict[str, str] | None) -> tuple[str, str] | None:
     """Start deleting an image; None when there is nothing to delete (ARM answers 204)."""
-    _group(ctx, group)
+    get_group(ctx, group)
     image = ctx.store.get(image_rid(ctx, group, name))
     if image is None:
         return None

@@ -30,6 +30,7 @@ from emulator.core.regions import canonical
 from emulator.core.store import Resource
 from emulator.guests.base import GuestRuntime, GuestSpec
 from emulator.services.compute import disks, instance_view, runtime, sources, vms
+from emulator.services.resources.models import get_group
 
 log = logging.getLogger("emulator.compute")
 
@@ -49,15 +50,8 @@ def vm_rid(ctx: Context, group: str, name: str) -> str:
     return str(ids.resource_id(ctx.subscription, group, "Microsoft.Compute", "virtualMachines", name))
 
 
-def _group(ctx: Context, group: str) -> Resource:
-    found = ctx.store.get(str(ids.group_id(ctx.subscription, group)))
-    if found is None:
-        raise group_not_found(group)
-    return found
-
-
 def get_vm(ctx: Context, group: str, name: str) -> Resource:
-    g = _group(ctx, group)
+    g = get_group(ctx, group)
     found = ctx.store.get(vm_rid(ctx, g.name, name))
     if found is None:
         raise resource_not_found(VM_TYPE, name, g.name)
@@ -65,7 +59,7 @@ def get_vm(ctx: Context, group: str, name: str) -> Resource:
 
 
 def list_vms(ctx: Context, group: str | None = None, location: str | None = None) -> list[Resource]:
-    scope = _group(ctx, group).id if group is not None else f"/subscriptions/{ctx.subscription}"
+    scope = get_group(ctx, group).id if group is not None else f"/subscriptions/{ctx.subscription}"
     found = ctx.store.of_type(VM_TYPE, scope)
     if location is not None:
         region = canonical(location)
@@ -106,7 +100,7 @@ def put_vm(ctx: Context, group: str, name: str, body: dict[str, Any], tags: dict
            fail_with: dict[str, str] | None) -> tuple[Resource, bool, str]:
     """Create a VM (guest boots; the operation settles when it is up) or update an existing one."""
     vms.validate_vm_name(name)
-    g = _group(ctx, group)
+    g = get_group(ctx, group)
     rid = vm_rid(ctx, g.name, name)
     location = canonical(body.get("location"))
     props = body.get("properties") or {}
@@ -497,7 +491,7 @@ def done_operation(ctx: Context, vm: Resource) -> str:
 # delete -----------------------------------------------------------------------------------------
 def begin_delete(ctx: Context, group: str, name: str, fail_with: dict[str, str] | None) -> tuple[str, str] | None:
     """Start deleting a VM (None: nothing to delete, ARM's 204). The guest goes when it settles."""
-    _group(ctx, group)
+    get_group(ctx, group)
     vm = ctx.store.get(vm_rid(ctx, group, name))
     if vm is None:
         return None
