@@ -40,3 +40,20 @@ def test_invalid_name_and_location_are_rejected(arm):
     with pytest.raises(HttpResponseError) as err:
         arm.resources.resource_groups.create_or_update("ok-name", {"location": "atlantis"})
     assert err.value.error.code == "LocationNotAvailableForResourceType"
+
+
+def test_concurrent_requests_lose_nothing(arm):
+    """Many clients at once: every write lands, and racing creates of one name make one group."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    run = uuid.uuid4().hex[:6]
+    names = [f"conc-{run}-{i}" for i in range(24)]
+    rgs = arm.resources.resource_groups
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda n: rgs.create_or_update(n, {"location": "westus", "tags": {"run": run}}), names))
+        raced = list(pool.map(lambda _: rgs.create_or_update(f"conc-{run}-same", {"location": "westus"}), range(8)))
+    assert {g.name for g in rgs.list(filter=f"tagName eq 'run' and tagValue eq '{run}'")} == set(names)
+    assert {g.id for g in raced} == {rgs.get(f"conc-{run}-same").id}
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda n: rgs.begin_delete(n).result(), [*names, f"conc-{run}-same"]))
+    assert not any(rgs.check_existence(n) for n in names)
