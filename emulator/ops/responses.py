@@ -8,7 +8,8 @@ from emulator.core.errors import ArmError
 from emulator.core.routing import ArmRequest, ArmResponse
 from emulator.ops.faults import FaultRule
 
-SETTINGS = {"time_factor": float, "retry_after": int}
+# copy_rate_mb_s: cap (MiB/s, 0 = none) on the gallery's replica copies, so tests can watch a copy progress
+SETTINGS = {"time_factor": float, "retry_after": int, "copy_rate_mb_s": float}
 
 
 def _dispatcher(req: ArmRequest) -> Any:
@@ -107,6 +108,7 @@ def get_settings(req: ArmRequest) -> ArmResponse:
     return ArmResponse(200, {
         "time_factor": req.ctx.current_time_factor(),
         "retry_after": store.get_setting("retry_after", 1),
+        "copy_rate_mb_s": store.get_setting("copy_rate_mb_s", 0),
     })
 
 

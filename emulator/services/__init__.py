@@ -28,6 +28,7 @@ PUBLIC_SERVICES = [
 LIFECYCLE: list[str] = [
     "emulator.guests.simulated.runtime:lifecycle",
     "emulator.services.compute.runtime:hook",
+    "emulator.services.gallery.replication:lifecycle",
 ]
 
 

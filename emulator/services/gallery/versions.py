@@ -165,11 +165,11 @@ def _begin(ctx: Context, version: Resource, state: str, started: list[str], now:
     version.properties["provisioningState"] = state
     version.internal["op"] = token
     version.internal.pop("replication_failed", None)
-    delay = replication.remaining(version.internal["regions"], now)
+    delay = replication.remaining(version.internal["regions"], now)  # None: the copies settle it when done
     # earlier operations still running (a create being updated) now end with this one, as one piece of work
     pending = [op for op in version.internal.get("pending_ops", []) if _in_progress(ctx, op)]
     for op in pending:
-        lro.reschedule(ctx, op, now + delay)
+        lro.reschedule(ctx, op, None if delay is None else now + delay)
     version.internal["lro"] = lro.start(
         ctx, provider=PROVIDER, location=version.body["location"], handler="gallery.version_settled",
         args={"id": version.id, "token": token, "regions": started}, delay=delay, fail_with=fail_with,
@@ -297,6 +297,7 @@ def begin_delete_version(ctx: Context, group: str, gallery: str, image: str, nam
 @on_remove(VERSION)
 def _release(ctx: Context, version: Resource) -> None:
     """A version going away (its own delete, or its group's) frees its replicas and its master disk."""
+    replication.forget(ctx, version)  # copies still running stop, and their partial files go
     for rec in version.internal.get("regions", {}).values():
         if disks.is_file_backed(rec.get("disk")):
             disks.release(ctx, rec["disk"])
