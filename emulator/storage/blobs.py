@@ -87,6 +87,9 @@ def write(ctx: Context, account: str, container: str, name: str, chunks: Iterabl
     return writer.commit()
 
 
+_HOLE_BLOCK = 64 * 1024
+
+
 class Writer:
     """Incremental form of ``write`` for streamed uploads: ``add`` chunks, then ``commit`` or ``abort``."""
 
@@ -99,12 +102,19 @@ class Writer:
         self._md5 = hashlib.md5(usedforsecurity=False)
 
     def add(self, chunk: bytes) -> None:
+        """Append a chunk; all-zero 64 KiB blocks become holes, so an uploaded disk stays sparse."""
         assert self._fh is not None
         self._md5.update(chunk)
-        self._fh.write(chunk)
+        for start in range(0, len(chunk), _HOLE_BLOCK):
+            block = chunk[start:start + _HOLE_BLOCK]
+            if block.count(0) == len(block):
+                self._fh.seek(len(block), os.SEEK_CUR)
+            else:
+                self._fh.write(block)
 
     def commit(self) -> dict[str, Any]:
         assert self._fh is not None
+        self._fh.truncate()  # a trailing hole still counts towards the size
         self._fh.close()
         self._fh = None
         os.replace(self.tmp, self.target)

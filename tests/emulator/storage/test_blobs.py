@@ -86,3 +86,16 @@ def test_parse_url():
     for bad in ("https://example.com/vhds/disk.vhd", "https://acct1.blob.core.windows.net/vhds", "ftp://x"):
         with pytest.raises(ValueError):
             blobs.parse_url(bad)
+
+
+def test_zero_ranges_of_an_upload_stay_holes(local_azure, tmp_path):
+    """A mostly-empty disk uploads as a sparse file: same bytes, a fraction of the blocks."""
+    path = vhd.write_fixed(tmp_path / "sparse.vhd", 64 * MIB, os.urandom(MIB))
+    name = f"sparse-{uuid.uuid4().hex[:6]}.vhd"
+    with open(path, "rb") as fh:
+        resp = _put(local_azure, "factoryvhds", "vhds", name, fh)
+    assert resp.status_code == 201, resp.text
+    stored = local_azure.state_dir / "blobs" / "factoryvhds" / "vhds" / name
+    assert stored.read_bytes() == path.read_bytes()
+    assert stored.stat().st_blocks * 512 < 8 * MIB < stored.stat().st_size
+    local_azure.ops("DELETE", f"blobs/factoryvhds/vhds/{name}")
