@@ -104,7 +104,7 @@ def public_ip(arm: AzureResourceManagerHook, group: str, prefix: str) -> str:
 def ssh(address: str, key: paramiko.PKey, command: str, user: str = ADMIN) -> tuple[int, str]:
     client = paramiko.SSHClient()
     client.set_missing_host_key_policy(paramiko.AutoAddPolicy())  # a brand-new VM: its host key is new too
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 300  # a QEMU guest under TCG can take 60-120 s to boot on a loaded machine
     while True:
         try:
             client.connect(address, username=user, pkey=key, timeout=10, allow_agent=False, look_for_keys=False)
@@ -114,7 +114,7 @@ def ssh(address: str, key: paramiko.PKey, command: str, user: str = ADMIN) -> tu
                 raise
             time.sleep(1)
     try:
-        _in, out, err = client.exec_command(command, timeout=120)
+        _in, out, err = client.exec_command(command, timeout=600)  # apt-get under TCG is slow
         text = out.read().decode() + err.read().decode()
         return out.channel.recv_exit_status(), text
     except (paramiko.SSHException, EOFError, OSError):
@@ -188,7 +188,9 @@ def main() -> int:
 
         address = public_ip(arm, group, "build")
         t = step(f"Customise over SSH at {address}")
-        for command in ("hostname", "sudo apt-get install -y nginx", "systemctl is-active ssh"):
+        # images ship without package lists (as Azure's do): update them before installing
+        for command in ("hostname", "sudo apt-get update -qq", "sudo apt-get install -y nginx",
+                        "systemctl is-active ssh"):
             code, out = ssh(address, key, command)
             print(f"  $ {command}  → exit {code}: {out.strip().splitlines()[-1] if out.strip() else ''}")
         done(t)

@@ -27,6 +27,7 @@ PUBLIC_SERVICES = [
 # Objects with async startup(ctx)/shutdown(ctx): e.g. the guest runtimes.
 LIFECYCLE: list[str] = [
     "emulator.guests.simulated.runtime:lifecycle",
+    "emulator.guests.lifecycle:lifecycle",  # QEMU guests when selected: wraps the runtimes in a router
     "emulator.services.compute.runtime:hook",
     "emulator.services.gallery.replication:lifecycle",
 ]

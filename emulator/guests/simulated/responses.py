@@ -12,6 +12,8 @@ from emulator.guests.simulated.session import Fault
 
 def _runtime(req: ArmRequest) -> SimulatedRuntime:
     rt = req.ctx.extras.get("guests")
+    if not isinstance(rt, SimulatedRuntime):  # QEMU guests selected: the simulated one sits behind a router
+        rt = getattr(rt, "simulated", None)
     if not isinstance(rt, SimulatedRuntime):
         raise ArmError("The simulated guest runtime is not running in this emulator.", code="GuestRuntimeUnavailable",
                        status=503)

@@ -52,6 +52,7 @@ class Entry:
     guest_image: str | None = None
     disk: dict[str, Any] | None = None
     versions: list[Version] = field(default_factory=list)
+    unavailable: str | None = None  # why the entry has no versions now (answered as 409 on use)
 
     def matches(self, publisher: str, offer: str | None = None, sku: str | None = None) -> bool:
         return (
@@ -95,6 +96,7 @@ def _entry(raw: dict[str, Any]) -> Entry:
             guest_image=raw.get("guestImage"),
             disk=raw.get("disk"),
             versions=versions,
+            unavailable=raw.get("unavailable"),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"invalid catalogue entry {raw!r}: {exc}") from exc
@@ -112,6 +114,12 @@ def register_provider(provider: Provider) -> None:
     reset_cache()
 
 
+def unregister_provider(provider: Provider) -> None:
+    if provider in _PROVIDERS:
+        _PROVIDERS.remove(provider)
+    reset_cache()
+
+
 def reset_cache() -> None:
     global _CACHE
     _CACHE = None
@@ -120,7 +128,8 @@ def reset_cache() -> None:
 def load_catalogue(paths: list[str | os.PathLike[str]] | None = None) -> list[Entry]:
     """Every entry from the default file, ``LOCAL_AZURE_CATALOGUE`` files and registered providers.
 
-    A later entry with the same publisher/offer/sku adds its versions to the earlier one.
+    A later entry with the same publisher/offer/sku adds its versions to the earlier one, or
+    takes its place if it says ``"replace": true`` (a runtime serving that SKU itself).
     """
     raws: list[dict[str, Any]] = []
     files: list[str | os.PathLike[str]] = list(paths) if paths is not None else [DEFAULT_FILE]
@@ -136,6 +145,8 @@ def load_catalogue(paths: list[str | os.PathLike[str]] | None = None) -> list[En
         same = next((e for e in merged if e.matches(entry.publisher, entry.offer, entry.sku)), None)
         if same is None:
             merged.append(entry)
+        elif raw.get("replace"):
+            merged[merged.index(same)] = entry
         else:
             known = {v.name.lower() for v in same.versions}
             same.versions.extend(v for v in entry.versions if v.name.lower() not in known)
@@ -198,6 +209,8 @@ def resolve(publisher: str, offer: str, sku: str, version: str) -> tuple[Entry, 
     """The entry and concrete version an imageReference names; ``latest`` is the highest version."""
     found = find(publisher, offer, sku)
     picked = found.version(version) if found is not None else None
+    if found is not None and picked is None and found.unavailable:
+        raise ArmError(found.unavailable, code="ImageNotReady", status=409, target="imageReference")
     if found is None or picked is None:
         raise platform_image_not_found(publisher, offer, sku, version)
     return found, picked
