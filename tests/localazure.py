@@ -110,6 +110,13 @@ class LocalAzure:
     def request_counts(self) -> dict[str, int]:
         return dict(self.ops("GET", "requests")["counts"])
 
+    def hook(self, conn_id: str) -> Any:
+        """The factory's ARM hook pointed at this instance through its own Airflow connection."""
+        from image_factory.hooks.arm import AzureResourceManagerHook
+
+        os.environ[f"AIRFLOW_CONN_{conn_id.upper()}"] = self.connection_uri_env()
+        return AzureResourceManagerHook(conn_id)
+
     def connection_uri_env(self) -> str:
         """The Airflow connection (JSON form) that points the factory's hook at this local Azure."""
         info = self.info

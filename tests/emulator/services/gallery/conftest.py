@@ -115,13 +115,7 @@ def timed_azure(tmp_path_factory: pytest.TempPathFactory, real_azure: str | None
 @pytest.fixture(scope="module")
 def timed_arm(timed_azure: LocalAzure):  # type: ignore[no-untyped-def]
     """SDK clients pointed at the timed local Azure (the factory's hook, through its own connection)."""
-    import os
-
-    from image_factory.hooks.arm import AzureResourceManagerHook
-
-    conn_id = "timed_local_azure"
-    os.environ[f"AIRFLOW_CONN_{conn_id.upper()}"] = timed_azure.connection_uri_env()
-    return AzureResourceManagerHook(conn_id)
+    return timed_azure.hook("timed_local_azure")
 
 
 @pytest.fixture

@@ -46,11 +46,7 @@ def copy_azure(tmp_path_factory: pytest.TempPathFactory, real_azure: str | None)
 
 @pytest.fixture(scope="module")
 def copy_arm(copy_azure: LocalAzure):  # type: ignore[no-untyped-def]
-    from image_factory.hooks.arm import AzureResourceManagerHook
-
-    conn_id = "copy_local_azure"
-    os.environ[f"AIRFLOW_CONN_{conn_id.upper()}"] = copy_azure.connection_uri_env()
-    return AzureResourceManagerHook(conn_id)
+    return copy_azure.hook("copy_local_azure")
 
 
 @pytest.fixture
