@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "plugins")]
 
+from image_factory.guest_commands import linux_generalize_command  # noqa: E402
 from image_factory.hooks.arm import AzureResourceManagerHook  # noqa: E402
 
 for _noisy in ("azure", "paramiko"):  # the SDK logs every request, paramiko every login, at INFO
@@ -195,8 +196,8 @@ def main() -> int:
             print(f"  $ {command}  → exit {code}: {out.strip().splitlines()[-1] if out.strip() else ''}")
         done(t)
 
-        t = step("Generalize: waagent -deprovision+user, shutdown, deallocate, ARM generalize")
-        ssh(address, key, "sudo sh -c 'waagent -deprovision+user -force && shutdown -h now'")
+        t = step("Generalize: waagent -deprovision+user, fresh machine-id, shutdown, deallocate, ARM generalize")
+        ssh(address, key, linux_generalize_command())
         while power_state(arm, group, "build-vm") != "PowerState/stopped":
             time.sleep(0.5)
         print("  guest is off:", power_state(arm, group, "build-vm"))

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -17,10 +19,33 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 
 
+STARTED: list[LocalAzure] = []  # every start in this process, in order: which emulators did a test start?
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def lease_address_pool(port: int) -> tuple[str, Any]:
+    """A loopback /16 no other live local Azure on this machine holds (any process, via flock).
+
+    The lease is an exclusive lock on a file named after the pool; it ends when the file is closed,
+    which the kernel does for us if the process dies, so a crashed test never strands a pool.
+    """
+    leases = Path(tempfile.gettempdir()) / "local-azure-address-pools"
+    leases.mkdir(exist_ok=True)
+    for i in range(150):
+        octet = 101 + (port + i) % 150
+        handle = open(leases / f"127.{octet}.lock", "a")  # held open on purpose: it is the lease
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            continue
+        return f"127.{octet}.0.0/16", handle
+    raise RuntimeError("every loopback address pool (127.101-250) is held by another local Azure")
 
 
 class LocalAzure:
@@ -34,11 +59,23 @@ class LocalAzure:
         self.env = env or {}
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = self.state_dir / "emulator.log"
+        self.linux_runtime: str | None = None  # as the running emulator reports it (health), once started
+        self._pool: str | None = None
+        self._pool_lease: Any = None  # an open, flock()ed file: the pool is ours while it stays open
+
+    @property
+    def configured_linux_runtime(self) -> str:
+        """The Linux guest runtime the environment this instance starts with selects (the emulator's parse)."""
+        from emulator.guests.qemu.runtime import linux_runtime_name
+
+        return linux_runtime_name({**os.environ, **self.env})
 
     @property
     def address_pool(self) -> str:
         """Each instance its own loopback /16, so guests of two local Azures never share an address."""
-        return f"127.{101 + self.port % 150}.0.0/16"
+        if self._pool is None:
+            self._pool, self._pool_lease = lease_address_pool(self.port)
+        return self._pool
 
     @property
     def endpoint(self) -> str:
@@ -67,7 +104,10 @@ class LocalAzure:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"local Azure exited with {self.proc.returncode}: {self.log_path.read_text()[-2000:]}")
             try:
-                if requests.get(self.endpoint + "/_emulator/health", verify=self.ca, timeout=2).ok:
+                health = requests.get(self.endpoint + "/_emulator/health", verify=self.ca, timeout=2)
+                if health.ok:
+                    self.linux_runtime = health.json().get("linuxGuestRuntime")
+                    STARTED.append(self)
                     return self
             except (requests.ConnectionError, OSError):
                 pass
@@ -86,9 +126,9 @@ class LocalAzure:
             self.proc.kill()
             self.proc.wait(timeout)
 
-    def restart(self) -> None:
-        self.stop()
-        self.start()
+    def restart(self, stop_timeout: float = 15.0, start_timeout: float = 30.0) -> None:
+        self.stop(stop_timeout)
+        self.start(start_timeout)
 
     # operations API ---------------------------------------------------------------
     def ops(self, method: str, path: str, body: Any = None, **params: Any) -> Any:

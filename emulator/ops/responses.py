@@ -17,7 +17,19 @@ def _dispatcher(req: ArmRequest) -> Any:
 
 
 def health(req: ArmRequest) -> ArmResponse:
-    return ArmResponse(200, {"status": "ok", "subscriptionId": req.ctx.subscription, "tenantId": req.ctx.tenant})
+    return ArmResponse(200, {"status": "ok", "subscriptionId": req.ctx.subscription, "tenantId": req.ctx.tenant,
+                             "linuxGuestRuntime": linux_guest_runtime(req.ctx.extras.get("guests"))})
+
+
+def linux_guest_runtime(runtime: Any) -> str | None:
+    """The runtime this emulator boots Marketplace Linux VMs in, read from the runtime it actually runs
+    (tests label themselves with it): QEMU when the guest router has it, else the runtime's own name."""
+    if runtime is None:
+        return None
+    runtimes = getattr(runtime, "runtimes", None)  # a GuestRouter: QEMU takes the Linux file disks
+    if isinstance(runtimes, dict):
+        return "qemu" if "qemu" in runtimes else str(runtime.default)
+    return str(getattr(runtime, "name", type(runtime).__name__))
 
 
 def inventory(req: ArmRequest) -> ArmResponse:

@@ -11,7 +11,7 @@ import pytest
 
 from tests.cli.azcli import AzCli, needs_az
 
-pytestmark = [pytest.mark.cli, needs_az]
+pytestmark = [pytest.mark.cli, needs_az, pytest.mark.guests("simulated")]
 LOCATION = "westeurope"
 
 

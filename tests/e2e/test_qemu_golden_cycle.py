@@ -1,8 +1,10 @@
 """Issue 3 end to end: a golden image from a real Debian guest under QEMU, through the Azure SDK only.
 
-Marketplace Debian 12 (the QEMU base image) → customise over SSH → waagent deprovision + shutdown
-→ deallocate, generalize → gallery version replicated to two regions → a VM from the eastus
-replica with another user and key, checked over SSH → teardown that leaves no QEMU and no disk.
+Marketplace Debian 12 (the QEMU base image) → customise over SSH → the factory's generalize command
+(waagent deprovision, cloud-init clean, empty machine-id, shutdown) → deallocate, generalize →
+gallery version replicated to two regions → a VM from the eastus replica with another user and key,
+checked over SSH (own machine-id, DNS through the resolved stub, cloud-init done) → teardown that
+leaves no QEMU and no disk.
 """
 
 from __future__ import annotations
@@ -21,9 +23,10 @@ import paramiko
 import pytest
 
 from emulator.guests.qemu.image import build_base_image
+from image_factory.guest_commands import linux_generalize_command
 from tests.localazure import LocalAzure
 
-pytestmark = [pytest.mark.qemu, pytest.mark.slow, pytest.mark.timeout(1800)]
+pytestmark = [pytest.mark.qemu, pytest.mark.slow, pytest.mark.timeout(1800), pytest.mark.guests("qemu")]
 
 CONN_ID = "qemu_golden"
 HOME, SECOND = "westeurope", "eastus"
@@ -142,6 +145,21 @@ def power_state(arm: Any, group: str, vm: str) -> str:
     return next((s.code for s in view.statuses or [] if s.code and s.code.startswith("PowerState/")), "")
 
 
+def assert_dns_configured(ssh: Ssh) -> None:
+    """Name resolution is set up (no internet from the guest, so no outside name is looked up):
+    systemd-resolved runs, /etc/resolv.conf (which waagent deprovisioning deletes) points at its
+    stub, resolved has the upstream server DHCP gave the NIC, and it answers a query."""
+    code, out = ssh.run("systemctl is-active systemd-resolved")
+    assert code == 0 and out.strip() == "active", out
+    code, out = ssh.run("cat /etc/resolv.conf")
+    assert code == 0 and "nameserver 127.0.0.53" in out.splitlines(), f"no resolver configured: {out!r}"
+    code, out = ssh.run("resolvectl dns")
+    assert code == 0 and any(":" in line and line.split(":", 1)[1].strip() for line in out.splitlines()), \
+        f"resolved has no DNS server for any link: {out!r}"
+    code, out = ssh.run("resolvectl query --legend=no \"$(hostname)\"")
+    assert code == 0 and "smoke-vm" in out, out
+
+
 def qemu_pids_for(state_dir: Path) -> list[str]:
     out = subprocess.run(["ps", "-eo", "pid=,args="], capture_output=True, text=True, check=True).stdout
     return [line for line in out.splitlines() if "qemu-system" in line and str(state_dir) in line]
@@ -180,9 +198,11 @@ def test_golden_image_cycle_with_real_guests(emu: LocalAzure, arm: Any) -> None:
         assert code == 0 and out.strip() == "build-vm"
         code, out = ssh.run(f"echo {token} | sudo tee /etc/golden-release")
         assert code == 0, out
+        code, build_machine_id = ssh.run("cat /etc/machine-id")
+        assert code == 0 and build_machine_id.strip(), build_machine_id
         # deprovision and power off from inside: the connection drops with the shutdown
         try:
-            ssh.run("sudo sh -c 'waagent -deprovision+user -force && shutdown -h now'", timeout=120)
+            ssh.run(linux_generalize_command(), timeout=120)
         except (paramiko.SSHException, EOFError, OSError):
             pass
         ssh.close()
@@ -230,6 +250,10 @@ def test_golden_image_cycle_with_real_guests(emu: LocalAzure, arm: Any) -> None:
             assert code != 0, f"the build user survived deprovisioning: {out}"
             code, out = ssh.run("cloud-init status --wait", timeout=600)
             assert code == 0 and "done" in out, out
+            code, out = ssh.run("cat /etc/machine-id")
+            assert code == 0 and out.strip(), f"the clone has no machine-id: {out!r}"
+            assert out.strip() != build_machine_id.strip(), "the clone inherited the build VM's machine-id"
+            assert_dns_configured(ssh)
             code, out = ssh.run("cat /etc/golden-release")
             assert code == 0 and out.strip() == token
         finally:

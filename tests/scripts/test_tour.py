@@ -10,7 +10,7 @@ import pytest
 
 from tests.localazure import ROOT, LocalAzure
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.guests("simulated")]
 
 
 def test_tour_builds_publishes_smoke_tests_and_cleans_up(tmp_path, real_azure):

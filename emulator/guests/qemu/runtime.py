@@ -38,6 +38,7 @@ import subprocess
 import threading
 import time
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -74,9 +75,11 @@ def shutdown_timeout() -> float:
     return float(os.environ.get("LOCAL_AZURE_QEMU_SHUTDOWN_TIMEOUT", "120"))
 
 
-def linux_runtime_name() -> str:
-    """Which runtime compute should give Linux VMs: ``qemu`` or ``simulated`` (the default)."""
-    name = os.environ.get("LOCAL_AZURE_LINUX_RUNTIME", "simulated").strip().lower()
+def linux_runtime_name(env: Mapping[str, str] | None = None) -> str:
+    """Which runtime compute should give Linux VMs: ``qemu`` or ``simulated`` (the default).
+
+    ``env`` (default: this process's) lets a launcher tell what an emulator it starts will select."""
+    name = (os.environ if env is None else env).get("LOCAL_AZURE_LINUX_RUNTIME", "simulated").strip().lower()
     if name not in ("qemu", "simulated"):
         raise ValueError(f"LOCAL_AZURE_LINUX_RUNTIME must be 'qemu' or 'simulated', not {name!r}")
     return name

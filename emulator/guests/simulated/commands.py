@@ -339,9 +339,23 @@ def _copy(sh: Shell, src: str, dst: str, recursive: bool) -> None:
     sh.system.write(dst, data, user=sh.user, mode=mode)
 
 
+def _install_dirs(sh: Shell, dirs: list[str], mode: int, io: IO) -> int:
+    status = 0
+    for d in dirs:
+        try:
+            sh.system.mkdir(_path(sh, d), user=sh.user, parents=True, mode=mode)
+        except FsError as exc:
+            _err(io, f"install: cannot create directory '{d}': {exc}")
+            status = 1
+    _touch_changed(sh)
+    return status
+
+
 @program("cp", "mv", "install")
 def cp(sh: Shell, argv: list[str], io: IO) -> int:
     flags, values, args = _flags(argv[1:], ("-m", "-o", "-g", "-t"))
+    if argv[0] == "install" and ("-d" in flags or "--directory" in flags):  # install -d: mkdir -p with a mode
+        return _install_dirs(sh, args, int(values.get("-m", "755"), 8), io)
     if len(args) < 2:
         _err(io, f"{argv[0]}: missing destination file operand")
         return 1

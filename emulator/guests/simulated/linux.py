@@ -22,6 +22,7 @@ from emulator.guests.simulated import catalog
 
 DEFAULT_GROUPS = ["adm", "audio", "cdrom", "dialout", "dip", "floppy", "netdev", "plugdev", "sudo", "video"]
 HOST_KEY_TYPES = ("ed25519", "ecdsa")
+DBUS_MACHINE_ID = "/var/lib/dbus/machine-id"  # dbus links it to /etc/machine-id at every boot when absent
 PBKDF2_ROUNDS = 20000
 WORLD_WRITABLE = ("/tmp", "/var/tmp", "/dev/shm")
 ROOT_ONLY = ("/etc/shadow", "/etc/gshadow", "/etc/sudoers", "/etc/sudoers.d", "/var/lib/waagent", "/root",
@@ -433,6 +434,9 @@ class LinuxSystem:
         if "/etc/resolv.conf" not in self.files:
             self.write("/etc/resolv.conf", "nameserver 168.63.129.16\nsearch reddog.microsoft.com\n")
             log.append("dhclient: wrote /etc/resolv.conf from the DHCP lease")
+        if "dbus" in self.packages and DBUS_MACHINE_ID not in self.files:  # dbus's tmpfiles.d rule (L)
+            self.mkdir(posixpath.dirname(DBUS_MACHINE_ID), parents=True)
+            self.files[DBUS_MACHINE_ID] = {"link": "/etc/machine-id", "data": "", "mode": 0o777, "owner": "root"}
         self.hostname = self._static_hostname() or "localhost"
         for svc in self.services.values():
             svc["active"] = bool(svc.get("enabled"))

@@ -9,7 +9,11 @@ emulator's own token endpoint, so the same SDK code paths run end to end.
 
 from __future__ import annotations
 
+import logging
 import os
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -17,15 +21,31 @@ from airflow.providers.microsoft.azure.hooks.base_azure import AzureBaseHook
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
+    from azure.core.credentials_async import AsyncTokenCredential
     from azure.mgmt.authorization import AuthorizationManagementClient
     from azure.mgmt.compute import ComputeManagementClient
+    from azure.mgmt.compute.aio import ComputeManagementClient as AsyncComputeManagementClient
     from azure.mgmt.network import NetworkManagementClient
     from azure.mgmt.resource.locks import ManagementLockClient
     from azure.mgmt.resource.resources import ResourceManagementClient
+    from azure.mgmt.resource.resources.aio import ResourceManagementClient as AsyncResourceManagementClient
 
 PUBLIC_ARM = "https://management.azure.com"
 ARM_SCOPE = "https://management.azure.com/.default"
 LOCAL_SCOPE = "https://management.core.windows.net/.default"
+
+# credential kinds (see AzureResourceManagerHook._credential_recipe)
+CLIENT_SECRET = "client_secret"
+MANAGED_IDENTITY = "managed_identity"
+DEFAULT = "default"
+
+
+@dataclass(frozen=True)
+class AsyncArmClients:
+    """The aio SDK clients a trigger polls with; valid only inside ``async_clients()``."""
+
+    compute: AsyncComputeManagementClient
+    resources: AsyncResourceManagementClient
 
 
 class AzureResourceManagerHook(AzureBaseHook):
@@ -78,32 +98,65 @@ class AzureResourceManagerHook(AzureBaseHook):
             raise ValueError(f"Connection '{self.azure_conn_id}': extra 'ca_bundle' file {ca!r} does not exist.")
         return path
 
-    @cached_property
-    def credential(self) -> TokenCredential:
-        from azure.identity import ClientSecretCredential, ManagedIdentityCredential
+    def _credential_recipe(self) -> tuple[str, dict[str, Any]]:
+        """Which credential the connection asks for, and its arguments.
 
+        One decision for the sync and the async (``azure.identity.aio``) credentials, so the triggerer
+        signs in exactly as the workers do.
+        """
         tenant = str(self._extras.get("tenantId") or "")
+        service_principal = bool(self._conn.login and self._conn.password and tenant)
         if not self.is_local:
-            if self._conn.login and self._conn.password and tenant:
-                return ClientSecretCredential(tenant, self._conn.login, self._conn.password)
-            from airflow.providers.microsoft.azure.utils import get_sync_default_azure_credential
-
-            return get_sync_default_azure_credential(
-                managed_identity_client_id=self._extras.get("managed_identity_client_id"),
-                workload_identity_tenant_id=self._extras.get("workload_identity_tenant_id"),
-            )
-        if self._conn.login and self._conn.password and tenant:
-            return ClientSecretCredential(
-                tenant_id=tenant,
-                client_id=self._conn.login,
-                client_secret=self._conn.password,
-                authority=self.endpoint,
-                disable_instance_discovery=True,
-                connection_verify=self.connection_verify,
-            )
+            if service_principal:
+                return CLIENT_SECRET, {
+                    "tenant_id": tenant,
+                    "client_id": self._conn.login,
+                    "client_secret": self._conn.password,
+                }
+            return DEFAULT, {
+                "managed_identity_client_id": self._extras.get("managed_identity_client_id"),
+                "workload_identity_tenant_id": self._extras.get("workload_identity_tenant_id"),
+            }
+        if service_principal:
+            return CLIENT_SECRET, {
+                "tenant_id": tenant,
+                "client_id": self._conn.login,
+                "client_secret": self._conn.password,
+                "authority": self.endpoint,
+                "disable_instance_discovery": True,
+                "connection_verify": self.connection_verify,
+            }
+        # the emulator serves the managed identity endpoint; the SDK finds it through the environment
         os.environ.setdefault("IDENTITY_ENDPOINT", self.endpoint + "/msi/token")
         os.environ.setdefault("IDENTITY_HEADER", "local")
-        return ManagedIdentityCredential(connection_verify=self.connection_verify)
+        return MANAGED_IDENTITY, {"connection_verify": self.connection_verify}
+
+    @cached_property
+    def credential(self) -> TokenCredential:
+        kind, kwargs = self._credential_recipe()
+        if kind == DEFAULT:
+            from airflow.providers.microsoft.azure.utils import get_sync_default_azure_credential
+
+            return get_sync_default_azure_credential(**kwargs)
+        from azure.identity import ClientSecretCredential, ManagedIdentityCredential
+
+        if kind == CLIENT_SECRET:
+            return ClientSecretCredential(**kwargs)
+        return ManagedIdentityCredential(**kwargs)
+
+    def _async_credential(self) -> AsyncTokenCredential:
+        """A fresh ``azure.identity.aio`` credential; the caller closes it (see ``async_clients``)."""
+        kind, kwargs = self._credential_recipe()
+        if kind == DEFAULT:
+            from airflow.providers.microsoft.azure.utils import get_async_default_azure_credential
+
+            return get_async_default_azure_credential(**kwargs)
+        from azure.identity.aio import ClientSecretCredential, ManagedIdentityCredential
+
+        kwargs["http_logging_level"] = logging.DEBUG  # token requests too: see async_clients
+        if kind == CLIENT_SECRET:
+            return ClientSecretCredential(**kwargs)
+        return ManagedIdentityCredential(**kwargs)
 
     def _client_kwargs(self) -> dict[str, Any]:
         return {
@@ -142,6 +195,46 @@ class AzureResourceManagerHook(AzureBaseHook):
         from azure.mgmt.authorization import AuthorizationManagementClient
 
         return AuthorizationManagementClient(self.credential, self.subscription_id, **self._client_kwargs())
+
+    # async clients (triggers) ----------------------------------------------------------
+    async def aload_connection(self) -> None:
+        """Read the Connection without blocking the event loop, and cache it for the properties.
+
+        In the triggerer ``aget_connection`` asks the supervisor asynchronously (a sync
+        ``get_connection`` there would block the loop); the provider's compat helper picks what this
+        Airflow supports. Afterwards ``endpoint``, ``is_local`` etc. read the cache, never the network.
+        """
+        if "_conn" in self.__dict__ and "_extras" in self.__dict__:
+            return
+        from airflow.providers.common.compat.connection import get_async_connection, get_async_extra_dejson
+
+        conn = await get_async_connection(self.azure_conn_id, hook=self)
+        extras = await get_async_extra_dejson(conn)
+        self.__dict__["_conn"] = conn
+        self.__dict__["_extras"] = dict(extras)
+
+    @asynccontextmanager
+    async def async_clients(self) -> AsyncIterator[AsyncArmClients]:
+        """``async with hook.async_clients() as clients:`` the SDK's aio Compute and Resource clients.
+
+        Both share one ``azure.identity.aio`` credential; leaving the block closes the clients and the
+        credential (their aiohttp sessions), also when the body raised.
+        """
+        from azure.mgmt.compute.aio import ComputeManagementClient as AsyncComputeClient
+        from azure.mgmt.resource.resources.aio import ResourceManagementClient as AsyncResourceClient
+
+        await self.aload_connection()
+        subscription_id = self.subscription_id
+        # a trigger polls for an hour: its log should show progress, not every request at INFO
+        client_kwargs = {**self._client_kwargs(), "http_logging_level": logging.DEBUG}
+        async with AsyncExitStack() as stack:
+            credential = self._async_credential()
+            stack.push_async_callback(credential.close)
+            compute = AsyncComputeClient(credential, subscription_id, **client_kwargs)
+            stack.push_async_callback(compute.close)
+            resources = AsyncResourceClient(credential, subscription_id, **client_kwargs)
+            stack.push_async_callback(resources.close)
+            yield AsyncArmClients(compute=compute, resources=resources)
 
     def get_conn(self) -> ComputeManagementClient:
         return self.compute

@@ -15,7 +15,7 @@ from azure.core.exceptions import HttpResponseError
 from tests.e2e.test_qemu_golden_cycle import keypair, network, vm_body
 from tests.localazure import LocalAzure
 
-pytestmark = [pytest.mark.slow]
+pytestmark = [pytest.mark.slow, pytest.mark.guests("qemu")]
 CONN_ID = "qemu_unbuilt"
 
 

@@ -29,7 +29,7 @@ from emulator.guests.qemu import runtime as qr
 from emulator.guests.qemu.tools import RUNTIME_TOOLS, missing_packages
 from tests.emulator.guests.qemu.test_runtime_units import Recorder
 
-pytestmark = [pytest.mark.qemu, pytest.mark.slow, pytest.mark.timeout(1800)]
+pytestmark = [pytest.mark.qemu, pytest.mark.slow, pytest.mark.timeout(1800), pytest.mark.guests("qemu")]
 
 RG = "/subscriptions/5f1c7e38-6b7a-4d1e-9a3c-0d1b2c3d4e5f/resourceGroups/rt-test/providers/Microsoft.Compute"
 

@@ -25,6 +25,8 @@ from emulator.core.store import Store
 from emulator.guests.base import GuestSpec
 from emulator.guests.qemu import runtime as qr
 
+pytestmark = pytest.mark.guests("qemu")
+
 VM = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/unit-vm"
 
 

@@ -12,7 +12,7 @@ import winrm
 from tests.emulator.guests.simulated.conftest import KeyPair, exec_
 from tests.emulator.services.compute.conftest import WINDOWS_PASSWORD, Kit
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = [pytest.mark.timeout(180), pytest.mark.guests("simulated")]
 
 
 @pytest.fixture

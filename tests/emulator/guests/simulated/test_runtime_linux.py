@@ -25,7 +25,7 @@ from tests.emulator.guests.simulated.conftest import (
     ssh_client,
 )
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.timeout(120), pytest.mark.guests("simulated")]
 
 
 def boot(runtime: SimulatedRuntime, events: Events, spec) -> str:  # type: ignore[no-untyped-def]

@@ -22,7 +22,7 @@ from tests.emulator.guests.simulated.conftest import (
     windows_spec,
 )
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.timeout(120), pytest.mark.guests("simulated")]
 STATE = r"HKLM:\SOFTWARE\Microsoft\Windows\CurrentVersion\Setup\State"
 
 

@@ -221,3 +221,10 @@ def test_sleep_is_scaled(debian: LinuxSystem):
     started = time.monotonic()
     assert run(debian, Slow(), "sleep 20")[0] == 0
     assert 0.15 < time.monotonic() - started < 2
+
+
+def test_install_d_creates_directories_with_a_mode(debian: LinuxSystem, hooks: FakeHooks):
+    code, _, err = run(debian, hooks, "install -d -m 0750 /etc/golden-image/conf.d", user="root")
+    assert (code, err) == (0, "")
+    assert debian.is_dir("/etc/golden-image/conf.d")
+    assert debian.dirs["/etc/golden-image/conf.d"]["mode"] == 0o750

@@ -7,6 +7,8 @@ import uuid
 import pytest
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 
+pytestmark = pytest.mark.guests("simulated")
+
 
 def _name() -> str:
     return f"lock-{uuid.uuid4().hex[:6]}"

@@ -7,7 +7,7 @@ from azure.core.exceptions import HttpResponseError, ResourceExistsError, Resour
 
 from tests.emulator.services.compute.conftest import Kit, error_of
 
-pytestmark = pytest.mark.azure
+pytestmark = [pytest.mark.azure, pytest.mark.guests("simulated")]
 
 
 def _generalized(kit: Kit, name: str):

@@ -15,7 +15,7 @@ import pytest
 from tests.emulator.services.compute.conftest import Kit
 from tests.localazure import LocalAzure, free_port
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.guests("simulated")]
 CONN_ID = "compute_restart"
 
 

@@ -7,6 +7,8 @@ from azure.core.exceptions import HttpResponseError, ResourceExistsError
 
 from tests.emulator.services.compute.conftest import Kit, error_of
 
+pytestmark = pytest.mark.guests("simulated")
+
 
 def _run(kit: Kit, name: str, command: str, script: list[str], **extra):
     body = {"commandId": command, "script": script, **extra}

@@ -25,6 +25,8 @@ from emulator.server import make_context
 from emulator.services.compute import instance_view, models, power, runcommand, runtime
 from emulator.services.resources.models import put_group
 
+pytestmark = pytest.mark.guests("simulated")
+
 GROUP = "rg"
 LOCATION = "westeurope"
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDOvbkg7UJZzEf5pE0eQwn9z0Bd6xkhWwBSdN7f3N6nF test"

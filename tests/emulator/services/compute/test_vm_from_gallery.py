@@ -9,7 +9,7 @@ from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 
 from tests.emulator.services.compute.conftest import Kit, error_of
 
-pytestmark = pytest.mark.azure
+pytestmark = [pytest.mark.azure, pytest.mark.guests("simulated")]
 
 
 def _definition(kit: Kit, name: str, os_state: str, hyper_v: str = "V1") -> Any:

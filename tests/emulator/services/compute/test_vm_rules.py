@@ -7,6 +7,8 @@ from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 
 from tests.emulator.services.compute.conftest import DEBIAN, Kit, error_of
 
+pytestmark = pytest.mark.guests("simulated")
+
 azure = pytest.mark.azure  # wording confirmed from Azure; the others are the emulator's best knowledge
 
 

@@ -10,6 +10,8 @@ from azure.core.exceptions import HttpResponseError, ResourceExistsError, Resour
 
 from tests.emulator.services.compute.conftest import DEBIAN_GEN2, Kit, error_of
 
+pytestmark = pytest.mark.guests("simulated")
+
 RUNNING = ["ProvisioningState/succeeded", "PowerState/running"]
 
 

@@ -11,7 +11,7 @@ from azure.core.exceptions import HttpResponseError, ResourceExistsError, Resour
 from tests.emulator.services.compute.conftest import DEBIAN, DEBIAN_GEN2, Kit
 from tests.emulator.services.gallery.conftest import definition_body
 
-pytestmark = pytest.mark.azure
+pytestmark = [pytest.mark.azure, pytest.mark.guests("simulated")]
 
 
 @pytest.fixture

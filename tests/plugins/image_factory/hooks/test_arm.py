@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import pytest
 from azure.identity import ClientSecretCredential, ManagedIdentityCredential
@@ -28,15 +29,23 @@ def test_local_connection_builds_working_clients(arm, local_azure):
 def test_local_managed_identity_when_no_service_principal(monkeypatch, local_azure):
     info = local_azure.info
     monkeypatch.delenv("IDENTITY_ENDPOINT", raising=False)
-    hook = _conn(monkeypatch, "local_mi", extra={"endpoint": local_azure.endpoint, "ca_bundle": local_azure.ca,
-                                                 "subscriptionId": info["subscription_id"]})
+    hook = _conn(
+        monkeypatch,
+        "local_mi",
+        extra={
+            "endpoint": local_azure.endpoint,
+            "ca_bundle": local_azure.ca,
+            "subscriptionId": info["subscription_id"],
+        },
+    )
     assert isinstance(hook.credential, ManagedIdentityCredential)
     assert hook.test_connection()[0]
 
 
 def test_real_azure_connection_uses_public_cloud(monkeypatch):
-    hook = _conn(monkeypatch, "real", login="app-id", password="s3cret",
-                 extra={"tenantId": "t-1", "subscriptionId": "sub-1"})
+    hook = _conn(
+        monkeypatch, "real", login="app-id", password="s3cret", extra={"tenantId": "t-1", "subscriptionId": "sub-1"}
+    )
     assert not hook.is_local
     assert hook.endpoint == "https://management.azure.com"
     assert isinstance(hook.credential, ClientSecretCredential)
@@ -47,16 +56,108 @@ def test_bad_connections_name_the_field(monkeypatch, tmp_path):
     hook = _conn(monkeypatch, "nosub", login="a", password="b", extra={"tenantId": "t"})
     with pytest.raises(ValueError, match="'subscriptionId'"):
         _ = hook.compute
-    hook = _conn(monkeypatch, "noca", login="a", password="b",
-                 extra={"tenantId": "t", "subscriptionId": "s", "endpoint": "https://127.0.0.1:1",
-                        "ca_bundle": str(tmp_path / "missing.pem")})
+    hook = _conn(
+        monkeypatch,
+        "noca",
+        login="a",
+        password="b",
+        extra={
+            "tenantId": "t",
+            "subscriptionId": "s",
+            "endpoint": "https://127.0.0.1:1",
+            "ca_bundle": str(tmp_path / "missing.pem"),
+        },
+    )
     with pytest.raises(ValueError, match="'ca_bundle'"):
         _ = hook.compute
 
 
 def test_test_connection_reports_failure_as_text(monkeypatch, local_azure):
-    hook = _conn(monkeypatch, "wrongsub", login="a", password="b",
-                 extra={"tenantId": local_azure.info["tenant_id"], "subscriptionId": "00000000-0000-0000-0000-000000000000",
-                        "endpoint": local_azure.endpoint, "ca_bundle": local_azure.ca})
+    hook = _conn(
+        monkeypatch,
+        "wrongsub",
+        login="a",
+        password="b",
+        extra={
+            "tenantId": local_azure.info["tenant_id"],
+            "subscriptionId": "00000000-0000-0000-0000-000000000000",
+            "endpoint": local_azure.endpoint,
+            "ca_bundle": local_azure.ca,
+        },
+    )
     ok, message = hook.test_connection()
     assert not ok and "SubscriptionNotFound" in message
+
+
+# async clients (triggers) ----------------------------------------------------------------------
+def _run(coro):  # type: ignore[no-untyped-def]
+    import asyncio
+
+    return asyncio.run(asyncio.wait_for(coro, 60))
+
+
+def test_async_clients_read_the_connection_without_the_sync_path(monkeypatch, arm, azure_conn, group, caplog):
+    hook = AzureResourceManagerHook(azure_conn)
+
+    def blocking(*_a, **_k):  # the triggerer's loop must never take the sync path
+        raise AssertionError("sync get_connection called from async code")
+
+    monkeypatch.setattr(hook, "get_connection", blocking)
+
+    async def use() -> tuple[list[str], object, object]:
+        async with hook.async_clients() as clients:
+            names = [g.name async for g in clients.resources.resource_groups.list()]
+            _ = [vm async for vm in clients.compute.virtual_machines.list(group)]
+            transports = (clients.compute._client._pipeline._transport, clients.resources._client._pipeline._transport)
+            assert all(t.session is not None for t in transports)  # both really talked to ARM
+        return names, *transports
+
+    with caplog.at_level(logging.INFO, logger="azure.core.pipeline.policies.http_logging_policy"):
+        names, compute_transport, resources_transport = _run(use())
+    # a trigger's log is its progress: the aio clients log requests only at DEBUG
+    assert not [r for r in caplog.records if r.name.endswith("http_logging_policy") and r.levelno >= logging.INFO]
+    assert group in names
+    assert hook.is_local and hook.endpoint == arm.endpoint
+    # leaving the block closed the aiohttp sessions
+    assert getattr(compute_transport, "session", None) is None
+    assert getattr(resources_transport, "session", None) is None
+
+
+def test_async_credentials_follow_the_sync_choice(monkeypatch, local_azure):
+    from azure.identity.aio import ClientSecretCredential as AioSecret
+    from azure.identity.aio import DefaultAzureCredential as AioDefault
+    from azure.identity.aio import ManagedIdentityCredential as AioManaged
+
+    real_sp = _conn(
+        monkeypatch, "real_sp", login="app", password="s3cret", extra={"tenantId": "t", "subscriptionId": "s"}
+    )
+    real_default = _conn(monkeypatch, "real_default", extra={"subscriptionId": "s"})
+    info = local_azure.info
+    local_mi = _conn(
+        monkeypatch,
+        "local_mi_async",
+        extra={
+            "endpoint": local_azure.endpoint,
+            "ca_bundle": local_azure.ca,
+            "subscriptionId": info["subscription_id"],
+        },
+    )
+    monkeypatch.delenv("IDENTITY_ENDPOINT", raising=False)
+
+    async def kinds() -> list[type]:
+        found = []
+        for hook in (real_sp, real_default, local_mi):
+            await hook.aload_connection()
+            credential = hook._async_credential()
+            found.append(type(credential))
+            await credential.close()
+        return found
+
+    assert _run(kinds()) == [AioSecret, AioDefault, AioManaged]
+    assert isinstance(real_sp.credential, ClientSecretCredential)  # the sync choice is unchanged
+
+    async def signed_in_with_managed_identity() -> bool:
+        async with local_mi.async_clients() as clients:
+            return await clients.resources.resource_groups.check_existence("definitely-not-there")
+
+    assert _run(signed_in_with_managed_identity()) is False

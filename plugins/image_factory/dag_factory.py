@@ -1,0 +1,180 @@
+"""One golden-image DAG per image definition, built without I/O beyond reading the YAML files.
+
+The DAG is the pipeline of DESIGN.md as a flat chain of one-step tasks. ``plan`` is the setup
+(it writes nothing), so the teardown that deletes the run's resource group runs whenever planning
+succeeded: whatever failed later, nothing is left behind.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, cast
+
+from airflow.sdk import DAG, Param, task
+
+from image_factory.definition_schema import KNOWN_REGIONS
+from image_factory.definitions import DefinitionError, ImageDefinition, load_file
+from image_factory.operators.base import DEFAULT_CONN_ID, retry_only_transient
+from image_factory.operators.compute import WaitForGuestOperator, WaitForPowerStateOperator
+from image_factory.operators.gallery import WaitForReplicationOperator
+from image_factory.operators.resources import TeardownOperator
+from image_factory.operators.smoke import SmokeTestOperator
+from image_factory.pipeline.build import include_dir
+
+DAG_PREFIX = "golden_"
+START = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def dag_id_for(image: str) -> str:
+    return DAG_PREFIX + image
+
+
+def run_params() -> dict[str, Param]:
+    """What a person (UI form) or a system (REST API conf) may set for one build."""
+    return {
+        "version": Param(None, type=["null", "string"], pattern=r"^\d{1,10}\.\d{1,10}\.\d{1,10}$",
+                         title="Version override",
+                         description="Major.Minor.Patch; must be greater than the newest version in the gallery. "
+                                     "Empty: the next patch version."),
+        "bump": Param("patch", enum=["patch", "minor", "major"], title="Version part to bump"),
+        "regions": Param(None, type=["null", "array"], items={"type": "string", "enum": list(KNOWN_REGIONS)},
+                         title="Target regions", description="Empty: the definition's regions."),
+        "source_version": Param(None, type=["null", "string"], pattern=r"^(latest|\d+\.\d+\.\d+)$",
+                                title="Source image version pin", description="Empty: the definition's choice."),
+        "reason": Param("", type="string", maxLength=500, title="Reason", description="Recorded with the run."),
+    }
+
+
+def _doc(d: ImageDefinition) -> str:
+    source: Any = d.source.marketplace or d.source.gallery_image_version or {"managed_image": d.source.managed_image}
+    regions = ", ".join(f"{r.name} x{r.replicas} ({r.storage_account_type})" for r in d.regions)
+    scripts = "\n".join(f"  1. `{s.path}` (sha256 `{s.sha256[:12]}…`)" for s in d.scripts) or "  (none)"
+    return (f"# Golden image `{d.name}`\n\n{d.description}\n\n"
+            f"- **Publishes**: {d.gallery_name}/{d.definition} ({d.os_type}, {d.os_state}, Hyper-V {d.hyper_v_generation})"
+            f"{'; managed image ' + d.managed_image['name'] if d.managed_image else ''}\n"
+            f"- **Source**: `{source}`\n- **Build**: {d.vm_size} in {d.build_location}\n"
+            f"- **Regions**: {regions}\n- **Scripts**:\n{scripts}\n\n"
+            "Defined in `include/images/" + d.name + ".yaml`. Stages: plan → build environment → provision → "
+            "wait for guest → customise → generalize → wait for stop → deallocate + generalize → capture → "
+            "replicate → smoke test per region → promote → report; teardown always runs.")
+
+
+def image_dag(d: ImageDefinition, *, azure_conn_id: str = DEFAULT_CONN_ID) -> DAG:
+    """The golden-image pipeline for one definition."""
+    from image_factory.pipeline import steps
+    from image_factory.pipeline.build import Build
+
+    conn = azure_conn_id
+    with DAG(
+        dag_id=dag_id_for(d.name), description=(d.description or d.name)[:200], doc_md=_doc(d), schedule=None,
+        start_date=START, catchup=False, max_active_runs=1, params=run_params(),
+        tags=["golden-image", d.os_type.lower(), d.os_state.lower(), *d.tags],
+        default_args={"owner": d.owner, "retries": 3, "retry_delay": timedelta(seconds=15),
+                      "retry_exponential_backoff": 2.0, "max_retry_delay": timedelta(minutes=5)},
+    ) as dag:
+
+        @task(task_id="plan")
+        def plan(**context: Any) -> dict[str, Any]:
+            with retry_only_transient("plan"):
+                return steps.plan_run(d.name, context["dag"].dag_id, context["run_id"], dict(context["params"]), conn)
+
+        @task(task_id="build_environment")
+        def build_environment(p: Any) -> dict[str, Any]:
+            with retry_only_transient("build environment"):
+                return steps.build_environment(Build.from_task(p, conn))
+
+        @task(task_id="provision_vm")
+        def provision_vm(p: Any, env: Any) -> dict[str, Any]:
+            with retry_only_transient("provision source VM"):
+                return steps.provision(Build.from_task(p, conn), env)
+
+        @task(task_id="customise")
+        def customise(p: Any, ready: Any) -> dict[str, Any]:
+            with retry_only_transient("customise"):
+                return steps.customise(Build.from_task(p, conn), ready)
+
+        @task(task_id="generalize")
+        def generalize(p: Any, ready: Any, _customised: Any) -> dict[str, Any]:
+            with retry_only_transient("generalize"):
+                return steps.generalize_guest(Build.from_task(p, conn), ready)
+
+        @task(task_id="deallocate")
+        def deallocate(p: Any, _stopped: Any) -> dict[str, Any]:
+            with retry_only_transient("deallocate + generalize"):
+                return steps.deallocate_and_mark(Build.from_task(p, conn))
+
+        @task(task_id="capture")
+        def capture(p: Any, vm: Any, _deallocated: Any) -> dict[str, Any]:
+            with retry_only_transient("capture"):
+                return steps.capture(Build.from_task(p, conn), vm["vm_id"])
+
+        @task(task_id="smoke_regions")
+        def smoke_regions(p: Any, cap: Any, _replicated: Any) -> list[str]:
+            if cap.get("version_id"):
+                return [r["name"] for r in p["regions"]]
+            return [p["location"]]  # a managed image lives in the build region only
+
+        @task(task_id="promote")
+        def promote(p: Any, replication: Any, results: Any) -> dict[str, Any]:
+            with retry_only_transient("promote"):
+                return steps.promote(Build.from_task(p, conn), replication, list(results))
+
+        @task(task_id="report")
+        def report(p: Any, stages: Any) -> dict[str, Any]:
+            return steps.report(p, stages)
+
+        p = plan()
+        env = build_environment(p)
+        vm = provision_vm(p, env)
+        ready = WaitForGuestOperator(task_id="wait_for_guest", plan=p, vm=vm, azure_conn_id=conn)
+        custom = customise(p, ready.output)
+        gen = generalize(p, ready.output, custom)
+        stopped = WaitForPowerStateOperator(task_id="wait_for_stop", plan=p, azure_conn_id=conn)
+        gen >> stopped
+        dealloc = deallocate(p, stopped.output)
+        cap = capture(p, vm, dealloc)
+        replicated = WaitForReplicationOperator(task_id="replicate", plan=p, azure_conn_id=conn,
+                                                region_timeout_seconds=d.replication_timeout_minutes * 60)
+        cap >> replicated
+        smoke = SmokeTestOperator.partial(task_id="smoke_test", plan=p, capture=cap, azure_conn_id=conn).expand(
+            region=smoke_regions(p, cap, replicated.output))
+        promoted = promote(p, replicated.output, smoke.output)
+        summary = report(p, {"build_environment": env, "provision_vm": vm, "wait_for_guest": ready.output,
+                             "customise": custom, "generalize": gen, "wait_for_stop": stopped.output,
+                             "deallocate": dealloc, "capture": cap, "replicate": replicated.output,
+                             "smoke_test": smoke.output, "promote": promoted})
+        teardown = TeardownOperator(task_id="teardown", image=d.name, azure_conn_id=conn)
+        summary >> teardown.as_teardown(setups=cast(Any, p).operator)  # the plan task itself
+    return dag
+
+
+def invalid_definition_dag(stem: str, error: DefinitionError) -> DAG:
+    """A broken definition still shows up in the UI, with its errors, and cannot build anything."""
+    message = str(error)
+    with DAG(dag_id=dag_id_for(stem), schedule=None, start_date=START, catchup=False,
+             tags=["golden-image", "invalid-definition"],
+             doc_md=f"# `images/{stem}.yaml` is invalid\n\n```\n{message}\n```", params={}) as dag:
+
+        @task(task_id="invalid_definition", retries=0)
+        def invalid() -> None:
+            from airflow.sdk.exceptions import AirflowFailException
+
+            raise AirflowFailException(message)
+
+        invalid()
+    return dag
+
+
+def image_dags(folder: Path | None = None, *, azure_conn_id: str = DEFAULT_CONN_ID) -> dict[str, DAG]:
+    """Every definition's DAG by dag id (reads only the YAML files: no network, no Airflow metadata)."""
+    images = folder or include_dir() / "images"
+    dags: dict[str, DAG] = {}
+    for path in sorted(images.glob("*.yaml")):
+        try:
+            definition = load_file(path, label=f"images/{path.name}")
+        except DefinitionError as exc:
+            dags[dag_id_for(path.stem)] = invalid_definition_dag(path.stem, exc)
+            continue
+        dags[dag_id_for(definition.name)] = image_dag(definition, azure_conn_id=azure_conn_id)
+    return dags

@@ -1,0 +1,83 @@
+"""Which failures are worth a retry, and ARM's nested error envelope in one readable line (pure).
+
+A task retries only what can heal by itself: throttling, server errors, timeouts and dropped
+connections. Bad input, a failing guest script or a 4xx from ARM fail at once, so a user is not
+left waiting through retries that cannot succeed.
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+TRANSIENT_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
+# 409 is transient only for ARM's "operation in progress" family: another write still holds the resource.
+TRANSIENT_409_CODES = frozenset({"OperationNotAllowed", "Conflict", "AnotherOperationInProgress",
+                                 "OperationPreempted", "RetryableError"})
+
+
+class PermanentError(Exception):
+    """A failure a retry cannot fix (the message says what to change)."""
+
+
+class GuestScriptError(PermanentError):
+    """A guest script exited non-zero: its name, exit code and the tail of its output."""
+
+    def __init__(self, script: str, exit_code: int, tail: str) -> None:
+        self.script, self.exit_code, self.tail = script, exit_code, tail
+        super().__init__(f"script {script!r} exited with code {exit_code}; last output:\n{tail}")
+
+
+class SmokeTestError(PermanentError):
+    """A smoke check failed in one or more regions: the version is not promoted."""
+
+
+def _status(exc: BaseException) -> int | None:
+    status = getattr(exc, "status_code", None)
+    if status is None:
+        response = getattr(exc, "response", None)
+        status = getattr(response, "status_code", None)
+    return status if isinstance(status, int) else None
+
+
+def _code(exc: BaseException) -> str:
+    error = getattr(exc, "error", None)
+    return str(getattr(error, "code", "") or "")
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True when the same call may well succeed if simply tried again later."""
+    if isinstance(exc, PermanentError):
+        return False
+    name = type(exc).__name__
+    if name in {"ServiceRequestError", "ServiceResponseError", "ServiceRequestTimeoutError",
+                "ServiceResponseTimeoutError", "SSHException", "NoValidConnectionsError",
+                "WinRMTransportError", "ReadTimeout", "ConnectTimeout", "ConnectionError"}:
+        return True
+    if isinstance(exc, (ConnectionError, TimeoutError, socket.timeout, EOFError)):
+        return True
+    status = _status(exc)
+    if status is None:
+        return False
+    if status == 409:
+        return _code(exc) in TRANSIENT_409_CODES
+    return status in TRANSIENT_STATUS
+
+
+def describe_arm_error(exc: BaseException) -> str:
+    """``Code: message (target) ← inner code: message …`` from an azure-core HttpResponseError."""
+    error: Any = getattr(exc, "error", None)
+    if error is None:
+        return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    parts: list[str] = []
+
+    def walk(e: Any) -> None:
+        text = f"{getattr(e, 'code', '') or 'Error'}: {getattr(e, 'message', '') or ''}".strip()
+        target = getattr(e, "target", None)
+        parts.append(f"{text} (target: {target})" if target else text)
+        for inner in getattr(e, "details", None) or []:
+            walk(inner)
+
+    walk(error)
+    status = _status(exc)
+    return (f"HTTP {status} " if status else "") + " ← ".join(parts)

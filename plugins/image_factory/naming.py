@@ -1,0 +1,79 @@
+"""Every name and tag of a run's temporary resources, derived from the run in one place (pure).
+
+Names are deterministic (image + a digest of the DAG run), so a retried or re-run task finds what
+an earlier try created instead of making a second one, and a sweeper can tell whose it is by tag.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+PROJECT_TAG = "golden-image-factory"
+TAG_PROJECT, TAG_IMAGE, TAG_RUN, TAG_CREATED, TAG_EXPIRY = "project", "image", "run-id", "created", "expiry"
+TAG_VERSION_RUN = "factory-run-id"  # on published versions: which run made them
+
+
+def run_digest(dag_id: str, run_id: str) -> str:
+    """Eight hex digits that identify one DAG run (names stay short: Windows computer names ≤ 15)."""
+    return hashlib.sha256(f"{dag_id}\0{run_id}".encode()).hexdigest()[:8]
+
+
+@dataclass(frozen=True)
+class RunNames:
+    image: str
+    digest: str
+
+    @classmethod
+    def for_run(cls, image: str, dag_id: str, run_id: str) -> RunNames:
+        return cls(image=image, digest=run_digest(dag_id, run_id))
+
+    @property
+    def resource_group(self) -> str:
+        return f"rg-imgf-{self.image}-{self.digest}"
+
+    @property
+    def vnet(self) -> str:
+        return f"vnet-build-{self.digest}"
+
+    @property
+    def subnet(self) -> str:
+        return "build"
+
+    @property
+    def nsg(self) -> str:
+        return f"nsg-build-{self.digest}"
+
+    def public_ip(self, role: str = "build") -> str:
+        return f"pip-{role}-{self.digest}"
+
+    def nic(self, role: str = "build") -> str:
+        return f"nic-{role}-{self.digest}"
+
+    def vm(self, role: str = "build") -> str:
+        return f"vm-{role}-{self.digest}"
+
+    def computer_name(self, role: str = "build") -> str:
+        """≤ 15 characters, letters, digits and hyphens: valid for Windows and Linux alike."""
+        return f"{role[:5]}-{self.digest}"[:15]
+
+    def smoke_role(self, region: str) -> str:
+        return f"smoke-{region}"
+
+    def smoke_vnet(self, region: str) -> str:
+        return f"vnet-smoke-{region}-{self.digest}"
+
+    def smoke_nsg(self, region: str) -> str:
+        return f"nsg-smoke-{region}-{self.digest}"
+
+
+def run_tags(image: str, run_id: str, created: datetime, ttl: timedelta) -> dict[str, str]:
+    """Tags on the run's resource group and everything in it (the sweeper reads expiry)."""
+    return {
+        TAG_PROJECT: PROJECT_TAG,
+        TAG_IMAGE: image,
+        TAG_RUN: run_id[:256],
+        TAG_CREATED: created.isoformat(timespec="seconds"),
+        TAG_EXPIRY: (created + ttl).isoformat(timespec="seconds"),
+    }

@@ -1,0 +1,71 @@
+"""Compute steps that wait: for a guest to answer, for a VM to stop. Both defer to the triggerer."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from airflow.sdk import BaseOperator, Context
+
+from image_factory.operators.base import DEFAULT_CONN_ID, event_or_fail, retry_only_transient
+
+
+class WaitForGuestOperator(BaseOperator):
+    """Defer until the build VM's SSH (or WinRM) answers, then pin its SSH host key through ARM."""
+
+    template_fields: Sequence[str] = ("plan", "vm")
+
+    def __init__(self, *, plan: Any, vm: Any, azure_conn_id: str = DEFAULT_CONN_ID,
+                 timeout_seconds: float = 900.0, poll_interval: float = 2.0, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.plan, self.vm, self.azure_conn_id = plan, vm, azure_conn_id
+        self.timeout_seconds, self.poll_interval = timeout_seconds, poll_interval
+
+    def execute(self, context: Context) -> None:
+        from image_factory.triggers.compute import GuestPortTrigger
+
+        self.defer(trigger=GuestPortTrigger(
+            host=self.vm["address"], port=int(self.vm["port"]),
+            protocol="winrm" if self.plan["os_type"] == "Windows" else "ssh",
+            timeout_seconds=self.timeout_seconds, poll_interval=self.poll_interval, started_at=time.time(),
+        ), method_name="execute_complete")
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
+        from image_factory.pipeline import steps
+        from image_factory.pipeline.build import Build
+
+        event_or_fail("wait for guest", event)
+        with retry_only_transient("wait for guest"):
+            b = Build.from_task(self.plan, self.azure_conn_id)
+            host_key = steps.pin_host_key(b, self.plan["build_vm"])
+        if host_key:
+            self.log.info("Pinned the guest's SSH host key as reported through runCommand: %s", host_key[:60])
+        return {"address": self.vm["address"], "port": self.vm["port"], "host_key": host_key,
+                "waited_seconds": (event or {}).get("seconds")}
+
+
+class WaitForPowerStateOperator(BaseOperator):
+    """Defer until the build VM reports a stopped power state (the guest shut itself down)."""
+
+    template_fields: Sequence[str] = ("plan",)
+
+    def __init__(self, *, plan: Any, azure_conn_id: str = DEFAULT_CONN_ID,
+                 target_states: Sequence[str] = ("stopped", "deallocated"), timeout_seconds: float = 900.0,
+                 poll_interval: float = 3.0, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.plan, self.azure_conn_id, self.target_states = plan, azure_conn_id, list(target_states)
+        self.timeout_seconds, self.poll_interval = timeout_seconds, poll_interval
+
+    def execute(self, context: Context) -> None:
+        from image_factory.triggers.compute import VirtualMachinePowerStateTrigger
+
+        self.defer(trigger=VirtualMachinePowerStateTrigger(
+            azure_conn_id=self.azure_conn_id, resource_group=self.plan["resource_group"],
+            vm_name=self.plan["build_vm"], target_states=self.target_states,
+            timeout_seconds=self.timeout_seconds, poll_interval=self.poll_interval, started_at=time.time(),
+        ), method_name="execute_complete")
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
+        got = event_or_fail("wait for the VM to stop", event)
+        return {"power_state": got.get("power_state"), "seconds": got.get("seconds")}

@@ -1,0 +1,43 @@
+"""Teardown: delete the run's resource group (all its temporary resources) whatever happened."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from airflow.sdk import BaseOperator, Context
+
+from image_factory.naming import RunNames
+from image_factory.operators.base import DEFAULT_CONN_ID, event_or_fail, retry_only_transient
+
+
+class TeardownOperator(BaseOperator):
+    """Names the group from the run itself, so it works even when planning never finished."""
+
+    def __init__(self, *, image: str, azure_conn_id: str = DEFAULT_CONN_ID, timeout_seconds: float = 1800.0,
+                 poll_interval: float = 3.0, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.image, self.azure_conn_id = image, azure_conn_id
+        self.timeout_seconds, self.poll_interval = timeout_seconds, poll_interval
+
+    def execute(self, context: Context) -> dict[str, Any] | None:
+        from image_factory.pipeline import steps
+        from image_factory.triggers.resources import ResourceGroupDeletedTrigger
+
+        group = RunNames.for_run(self.image, context["dag"].dag_id, context["run_id"]).resource_group
+        with retry_only_transient("teardown"):
+            existed = steps.begin_teardown(self.azure_conn_id, group)
+        if not existed:
+            self.log.info("Resource group %s does not exist: nothing of this run is left to delete.", group)
+            return {"resource_group": group, "deleted": False}
+        self.log.info("Deleting resource group %s and everything in it.", group)
+        self.defer(trigger=ResourceGroupDeletedTrigger(
+            azure_conn_id=self.azure_conn_id, resource_group=group, timeout_seconds=self.timeout_seconds,
+            poll_interval=self.poll_interval, started_at=time.time(),
+        ), method_name="execute_complete")
+        return None
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
+        group = RunNames.for_run(self.image, context["dag"].dag_id, context["run_id"]).resource_group
+        event_or_fail(f"teardown of {group}", event)
+        return {"resource_group": group, "deleted": True}

@@ -1,0 +1,370 @@
+"""The pipeline's steps, one function per task, in the order a build runs them.
+
+Each step is idempotent: it finds what an earlier try of the same run created (by the
+deterministic names in the plan) and continues from there. Steps return small dicts of primitives
+for XCom: ids, addresses, states, timings. Waiting is not done here: the operators defer to
+triggers between steps.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from image_factory import guest_commands
+from image_factory.definitions import check_scripts
+from image_factory.errors import PermanentError, SmokeTestError
+from image_factory.naming import TAG_VERSION_RUN, run_tags
+from image_factory.pipeline.build import Build, include_dir, load_definition
+from image_factory.plan import PlanError, RunIdentity, check_params, make_plan
+
+SSH_PORT, WINRMS_PORT = 22, 5986
+RUN_TTL = timedelta(hours=12)
+WINDOWS_GENERALIZED_STATE = "IMAGE_STATE_GENERALIZE_RESEAL_TO_OOBE"
+
+
+def _timed(fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    started = time.monotonic()
+    out = fn()
+    out["seconds"] = round(time.monotonic() - started, 3)
+    return out
+
+
+# 1. validate and plan ---------------------------------------------------------------
+def plan_run(image: str, dag_id: str, run_id: str, params: dict[str, Any], azure_conn_id: str) -> dict[str, Any]:
+    """Validate everything and decide the version; reads from Azure, writes nothing."""
+    from image_factory.hooks.compute import ComputeHook
+    from image_factory.hooks.gallery import GalleryHook
+
+    definition = load_definition(image)
+    check_scripts(definition, include_dir() / "scripts", source=f"images/{image}.yaml")
+    clean = check_params(params, definition)
+    compute, gallery = ComputeHook(azure_conn_id), GalleryHook(azure_conn_id)
+    resolved = _resolve_source_version(definition, clean.get("source_version"), compute, gallery)
+    existing = gallery.list_versions(definition.gallery_resource_group, definition.gallery_name, definition.definition)
+    plan = make_plan(definition, RunIdentity(dag_id, run_id), clean, resolved_source_version=resolved,
+                     existing_versions=existing, subscription_id=compute.subscription_id)
+    plan["planned_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+    return plan
+
+
+def _resolve_source_version(definition: Any, pinned: str | None, compute: Any, gallery: Any) -> str | None:
+    source = definition.source
+    if source.marketplace:
+        m = source.marketplace
+        wanted = pinned or m.get("version", "latest")
+        try:
+            return str(compute.resolve_marketplace_version(definition.build_location, m["publisher"], m["offer"],
+                                                           m["sku"], wanted))
+        except LookupError as exc:
+            raise PlanError(f"source.marketplace: {exc}") from None
+    if source.gallery_image_version:
+        g = source.gallery_image_version
+        wanted = pinned or g.get("version", "latest")
+        versions = gallery.list_versions(g["resource_group"], g["gallery"], g["definition"])
+        good = sorted((v.name for v in versions if v.provisioning_state == "Succeeded"),
+                      key=lambda n: tuple(int(p) for p in n.split(".")))
+        if wanted == "latest":
+            if not good:
+                raise PlanError(f"source.gallery_image_version: {g['gallery']}/{g['definition']} has no published version")
+            return good[-1]
+        if wanted not in good:
+            raise PlanError(f"source.gallery_image_version.version: {wanted} is not a published version of "
+                            f"{g['gallery']}/{g['definition']}")
+        return str(wanted)
+    return None
+
+
+# 2. build environment (setup) ---------------------------------------------------------
+def build_environment(b: Build) -> dict[str, Any]:
+    """The run's resource group and network (SSH/WinRM only from the worker), plus the gallery side."""
+    def run() -> dict[str, Any]:
+        d, names = b.definition, b.names
+        tags = run_tags(d.name, b.plan["run_id"], datetime.now(UTC), RUN_TTL)
+        b.groups.ensure_resource_group(b.resource_group, d.build_location, tags)
+        permanent = {"project": tags["project"], "image": d.name}
+        b.groups.ensure_resource_group(d.gallery_resource_group, d.gallery_location, permanent)
+        if d.gallery_version:
+            b.gallery.ensure_gallery(d.gallery_resource_group, d.gallery_name, d.gallery_location, permanent)
+            b.gallery.ensure_image_definition(d.gallery_resource_group, d.gallery_name, d)
+        allow = b.network.allowed_source()
+        net = b.network.ensure_build_network(
+            b.resource_group, d.build_location, vnet=names.vnet, subnet=names.subnet, nsg=names.nsg,
+            public_ip=names.public_ip("build"), nic=names.nic("build"), allow_from=allow,
+            ports=[WINRMS_PORT] if b.windows else [SSH_PORT], tags=tags)
+        return {"resource_group": b.resource_group, "nic_id": net["nic_id"], "allowed_source": allow,
+                "address": b.network.public_ip_address(b.resource_group, names.public_ip("build"))}
+    return _timed(run)
+
+
+# 3. provision the source VM --------------------------------------------------------------
+def provision(b: Build, env: dict[str, Any]) -> dict[str, Any]:
+    def run() -> dict[str, Any]:
+        d, plan = b.definition, b.plan
+        creds: dict[str, Any] = ({"admin_password": b.password()} if b.windows
+                                 else {"ssh_public_key": b.ssh_keys().public_openssh})
+        vm = b.compute.ensure_vm(
+            b.resource_group, plan["build_vm"], location=d.build_location, size=d.vm_size, image=plan["source"],
+            os_type=d.os_type, computer_name=plan["build_computer_name"], admin_username=plan["build_user"],
+            nic_id=env["nic_id"], tags=run_tags(d.name, plan["run_id"], datetime.now(UTC), RUN_TTL), **creds)
+        return {"vm_id": vm["id"], "created": vm["created"], "address": env["address"],
+                "port": WINRMS_PORT if b.windows else SSH_PORT}
+    return _timed(run)
+
+
+def guest_port(b: Build) -> tuple[int, str]:
+    return (WINRMS_PORT, "winrm") if b.windows else (SSH_PORT, "ssh")
+
+
+# 4. connect: pin the host key through ARM (not trust on first use) ------------------------------
+def pin_host_key(b: Build, vm_name: str) -> str | None:
+    """The guest's SSH host key as the guest itself reports it through runCommand (Linux only)."""
+    if b.windows:
+        return None
+    return str(b.compute.ssh_host_key(b.resource_group, vm_name))
+
+
+def ssh(b: Build, address: str, host_key: str, *, user: str, role: str = "build") -> Any:
+    from image_factory.hooks.guest import GuestSSHHook
+
+    return GuestSSHHook(host=address, username=user, key_pair=b.ssh_keys(role), host_key=host_key)
+
+
+def winrm(b: Build, address: str, *, user: str, role: str = "build") -> Any:
+    from image_factory.hooks.guest import GuestWinRMHook
+
+    return GuestWinRMHook(host=address, username=user, password=b.password(role), local_azure=b.is_local)
+
+
+def _guest(b: Build, ready: dict[str, Any], *, user: str, role: str = "build") -> Any:
+    if b.windows:
+        return winrm(b, ready["address"], user=user, role=role)
+    return ssh(b, ready["address"], ready["host_key"], user=user, role=role)
+
+
+# 5. customise --------------------------------------------------------------------------
+def customise(b: Build, ready: dict[str, Any]) -> dict[str, Any]:
+    """Run the definition's scripts in order; a failure names the script, exit code and output tail."""
+    def run() -> dict[str, Any]:
+        guest = _guest(b, ready, user=b.plan["build_user"])
+        params = {"IMAGE_NAME": b.definition.name, "IMAGE_VERSION": b.plan["version"],
+                  "IMAGE_DEFINITION": b.definition.definition}
+        scripts = []
+        for script in b.definition.scripts:
+            text = (include_dir() / "scripts" / script.path).read_text()
+            result = guest.run_script(script.path, text, params=params)
+            scripts.append({"path": script.path, "sha256": script.sha256, "seconds": round(result.seconds, 3)})
+        manifest = guest.package_manifest()
+        return {"scripts": scripts, "packages": [f"{name}={version}" for name, version in manifest]}
+    return _timed(run)
+
+
+# 6. generalize (or just power off, for a specialized image) -----------------------------------
+def generalize_guest(b: Build, ready: dict[str, Any], *, imagestate_deadline: float = 1800.0) -> dict[str, Any]:
+    def run() -> dict[str, Any]:
+        guest = _guest(b, ready, user=b.plan["build_user"])
+        if not b.windows:
+            command = (guest_commands.linux_generalize_command() if b.definition.generalized
+                       else guest_commands.linux_shutdown_command())
+            seen = guest.run_detached_shutdown(command)
+            return {"mode": "deprovision" if b.definition.generalized else "shutdown", "output": str(seen)[-2000:]}
+        if not b.definition.generalized:
+            guest.run_script("shutdown", "shutdown /s /t 0 /f")
+            return {"mode": "shutdown"}
+        guest.run_script("sysprep", guest.sysprep_command())
+        deadline = time.monotonic() + imagestate_deadline
+        state = guest.image_state()
+        while state != WINDOWS_GENERALIZED_STATE:
+            if time.monotonic() > deadline:
+                raise PermanentError(f"sysprep did not reach {WINDOWS_GENERALIZED_STATE} within "
+                                     f"{imagestate_deadline:.0f} s (ImageState is {state})")
+            time.sleep(5)
+            state = guest.image_state()
+        guest.run_script("shutdown", "shutdown /s /t 0 /f")
+        return {"mode": "sysprep", "image_state": state}
+    return _timed(run)
+
+
+# 7. deallocate + ARM generalize ------------------------------------------------------------
+def deallocate_and_mark(b: Build) -> dict[str, Any]:
+    def run() -> dict[str, Any]:
+        vm = b.plan["build_vm"]
+        b.compute.deallocate(b.resource_group, vm)
+        if b.definition.generalized:
+            b.compute.generalize(b.resource_group, vm)
+        return {"generalized": b.definition.generalized}
+    return _timed(run)
+
+
+# 8. capture -----------------------------------------------------------------------------
+def capture(b: Build, vm_id: str) -> dict[str, Any]:
+    """The managed image and/or the gallery version (excluded from latest until promoted)."""
+    def run() -> dict[str, Any]:
+        d, plan = b.definition, b.plan
+        out: dict[str, Any] = {"version": plan["version"]}
+        tags = {TAG_VERSION_RUN: plan["run_id"][:256], "image": d.name,
+                "source": _source_tag(plan), "reason": str(plan.get("reason", ""))[:256]}
+        source_id = vm_id
+        if d.managed_image:
+            m = d.managed_image
+            out["managed_image_id"] = b.compute.ensure_managed_image(
+                m["resource_group"], m["name"], location=m["location"], vm_id=vm_id,
+                hyper_v_generation=d.hyper_v_generation, tags=tags)
+        if d.gallery_version:
+            g = (d.gallery_resource_group, d.gallery_name, d.definition, plan["version"])
+            status = b.gallery.version_status(*g)
+            if status and status["provisioning_state"] == "Failed":
+                b.gallery.delete_version(*g)  # a failed earlier try: replaced, never patched in place
+                status = None
+            if status is None:
+                eol = (datetime.now(UTC) + timedelta(days=d.end_of_life_days)) if d.end_of_life_days else None
+                b.gallery.begin_create_version(*g, location=d.gallery_location, source_id=source_id,
+                                               regions=plan["regions"], exclude_from_latest=True,
+                                               end_of_life=eol, tags=tags)
+            out["version_id"] = (f"/subscriptions/{b.compute.subscription_id}/resourceGroups/{g[0]}/providers/"
+                                 f"Microsoft.Compute/galleries/{g[1]}/images/{g[2]}/versions/{g[3]}")
+        return out
+    return _timed(run)
+
+
+def _source_tag(plan: dict[str, Any]) -> str:
+    s = plan["source"]
+    return (s["id"] if "id" in s else f"{s['publisher']}:{s['offer']}:{s['sku']}:{s['version']}")[:256]
+
+
+# 9. smoke test, per region -------------------------------------------------------------------
+def smoke_names(b: Build, region: str) -> dict[str, str]:
+    role = b.names.smoke_role(region)
+    return {"vm": b.names.vm(role), "computer_name": b.names.computer_name("smoke"),
+            "nic": b.names.nic(role), "public_ip": b.names.public_ip(role), "vnet": b.names.smoke_vnet(region),
+            "nsg": b.names.smoke_nsg(region), "role": role}
+
+
+def smoke_create(b: Build, region: str, image_id: str) -> dict[str, Any]:
+    """A VM from the exact new version (never ``latest``) in ``region``, on its own network."""
+    def run() -> dict[str, Any]:
+        d, n = b.definition, smoke_names(b, region)
+        tags = run_tags(d.name, b.plan["run_id"], datetime.now(UTC), RUN_TTL)
+        net = b.network.ensure_build_network(
+            b.resource_group, region, vnet=n["vnet"], subnet="smoke", nsg=n["nsg"], public_ip=n["public_ip"],
+            nic=n["nic"], allow_from=b.network.allowed_source(), ports=[WINRMS_PORT] if b.windows else [SSH_PORT],
+            tags=tags)
+        specialized = not d.generalized
+        creds: dict[str, Any] = {}
+        user = b.plan["build_user"] if specialized else b.plan["smoke_user"]
+        if not specialized:
+            creds = ({"admin_password": b.password("smoke")} if b.windows
+                     else {"ssh_public_key": b.ssh_keys("smoke").public_openssh})
+        b.compute.ensure_vm(
+            b.resource_group, n["vm"], location=region, size=d.smoke_vm_size, image={"id": image_id},
+            os_type=d.os_type, computer_name=n["computer_name"], admin_username=user, nic_id=net["nic_id"],
+            tags=tags, specialized=specialized, **creds)
+        return smoke_vm(b, region)
+    return _timed(run)
+
+
+def smoke_vm(b: Build, region: str) -> dict[str, Any]:
+    """Where the region's smoke VM is and who logs in (derived again after a deferral, never carried)."""
+    n = smoke_names(b, region)
+    user = b.plan["smoke_user"] if b.definition.generalized else b.plan["build_user"]
+    return {"region": region, "vm": n["vm"], "user": user,
+            "address": b.network.public_ip_address(b.resource_group, n["public_ip"])}
+
+
+def _probe(b: Build, guest: Any, name: str, command: str) -> Any:
+    """Run a check command as the login user (no sudo); its exit code is the answer, not an error."""
+    if b.windows:
+        return guest.run_script(name, command, check=False)
+    return guest.run_script(name, command, sudo=False, check=False)
+
+
+def smoke_check(b: Build, smoke: dict[str, Any]) -> dict[str, Any]:
+    """Boots, new identity (generalized) or kept identity (specialized), build user gone, checks pass."""
+    d, plan = b.definition, b.plan
+    results: list[dict[str, Any]] = []
+
+    def check(name: str, ok: bool, detail: str = "") -> None:
+        results.append({"name": name, "passed": bool(ok), "detail": detail[-300:]})
+
+    role = "build" if not d.generalized else "smoke"
+    ready = {"address": smoke["address"], "host_key": pin_host_key(b, smoke["vm"])}
+    guest = _guest(b, ready, user=smoke["user"], role=role)
+    check("boots and accepts a login", True)
+    hostname = _probe(b, guest, "hostname", "hostname").stdout.strip()
+    if d.generalized:
+        expected = smoke_names(b, smoke["region"])["computer_name"]
+        check("new hostname", hostname.lower() == expected.lower(), f"{hostname} (expected {expected})")
+        gone = (f"if (net user {plan['build_user']} 2>$null) {{ exit 1 }} else {{ exit 0 }}" if b.windows
+                else f"! id -u {plan['build_user']} >/dev/null 2>&1")
+        r = _probe(b, guest, "build user gone", gone)
+        check("build user gone", r.exit_code == 0, r.stdout + r.stderr)
+    else:
+        expected = plan["build_computer_name"]
+        check("kept hostname (specialized)", hostname.lower() == expected.lower(), f"{hostname} (expected {expected})")
+    for c in d.smoke_checks:
+        r = _probe(b, guest, c.name, c.command)
+        passed = r.exit_code == 0 and (c.expect_output is None or c.expect_output in r.stdout)
+        check(c.name, passed, (r.stdout + r.stderr).strip())
+    return {"region": smoke["region"], "passed": all(r["passed"] for r in results), "checks": results}
+
+
+def smoke_delete(b: Build, smoke_vm: str) -> bool:
+    return bool(b.compute.delete_vm(b.resource_group, smoke_vm))
+
+
+# 10. promote ---------------------------------------------------------------------------
+def promote(b: Build, replication: dict[str, Any], smoke_results: list[dict[str, Any]]) -> dict[str, Any]:
+    """excludeFromLatest false only if every region replicated and passed its smoke test."""
+    d, plan = b.definition, b.plan
+    failed = [r["region"] for r in smoke_results if not r.get("passed")]
+    wanted = {r["name"] for r in plan["regions"]}
+    tested = {r["region"] for r in smoke_results}
+    if wanted - tested:
+        failed += sorted(wanted - tested)
+    if failed:
+        raise SmokeTestError(f"version {plan['version']} stays excluded from latest: smoke tests failed or "
+                             f"did not run in {', '.join(sorted(set(failed)))}")
+    if d.gallery_version:
+        b.gallery.promote(d.gallery_resource_group, d.gallery_name, d.definition, plan["version"])
+    return {"promoted": d.gallery_version, "version": plan["version"], "regions": sorted(wanted)}
+
+
+# 11. teardown ---------------------------------------------------------------------------
+def begin_teardown(b_or_conn: Any, resource_group: str) -> bool:
+    """Start deleting the run's resource group (everything temporary is in it)."""
+    from image_factory.hooks.resources import ResourceGroupHook
+
+    hook = b_or_conn.groups if isinstance(b_or_conn, Build) else ResourceGroupHook(str(b_or_conn))
+    return bool(hook.begin_delete_resource_group(resource_group))
+
+
+def require(condition: bool, message: str) -> None:
+    if not condition:
+        raise PermanentError(message)
+
+
+# 12. report ------------------------------------------------------------------------------
+def report(plan: dict[str, Any], stages: dict[str, Any]) -> dict[str, Any]:
+    """What the run built, where it lives, how it tested, and how long each stage took."""
+    timings = {name: (out or {}).get("seconds") for name, out in stages.items()
+               if isinstance(out, dict) and (out or {}).get("seconds") is not None}
+    smoke = [s for s in (stages.get("smoke_test") or []) if isinstance(s, dict)]
+    timings["smoke_test"] = max((s.get("seconds") or 0.0 for s in smoke), default=None)
+    custom = stages.get("customise") or {}
+    capture_out = stages.get("capture") or {}
+    return {
+        "image": plan["image"],
+        "version": plan["version"],
+        "version_id": capture_out.get("version_id"),
+        "managed_image_id": capture_out.get("managed_image_id"),
+        "source": plan["source"],
+        "regions": (stages.get("replicate") or {}).get("regions", {}),
+        "smoke": {s["region"]: {"passed": s["passed"], "checks": s["checks"]} for s in smoke},
+        "scripts": custom.get("scripts", []),
+        "packages": custom.get("packages", []),
+        "stage_seconds": {k: v for k, v in timings.items() if v is not None},
+        "run_id": plan["run_id"],
+        "reason": plan.get("reason", ""),
+    }

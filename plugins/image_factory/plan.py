@@ -1,0 +1,127 @@
+"""The build plan: what one run will create, decided before anything is created (pure).
+
+``make_plan`` turns an image definition, the run's params and the facts read from Azure (the
+concrete source version, the versions already in the gallery) into a small dict that travels
+through XCom: names, the version, the source reference, the regions. Every later task works from
+it, so a retry never recomputes (and never changes) what the run is building.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from image_factory.definition_schema import KNOWN_REGIONS
+from image_factory.definitions import ImageDefinition
+from image_factory.naming import RunNames
+from image_factory.versioning import BUMPS, Existing, VersionError, next_version
+
+PARAM_KEYS = frozenset({"version", "bump", "regions", "source_version", "reason"})
+BUILD_USER = "builder"
+SMOKE_USER = "smoketest"
+
+
+class PlanError(ValueError):
+    """Bad run input: the message names the field and the rule."""
+
+
+@dataclass(frozen=True)
+class RunIdentity:
+    dag_id: str
+    run_id: str
+
+    @property
+    def key(self) -> str:
+        """The run's identity for deriving credentials."""
+        return f"{self.dag_id}/{self.run_id}"
+
+
+def check_params(params: Mapping[str, Any], definition: ImageDefinition) -> dict[str, Any]:
+    """Validate run params (UI form, API conf) against the definition; unknown keys are refused."""
+    unknown = sorted(set(params) - PARAM_KEYS)
+    if unknown:
+        raise PlanError(f"params: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(PARAM_KEYS))}")
+    out: dict[str, Any] = {}
+    version = params.get("version")
+    if version not in (None, ""):
+        out["version"] = str(version)
+    bump = params.get("bump") or "patch"
+    if bump not in BUMPS:
+        raise PlanError(f"params.bump: must be one of {', '.join(BUMPS)} (got {bump!r})")
+    out["bump"] = bump
+    regions = params.get("regions")
+    if regions:
+        if not isinstance(regions, list) or not all(isinstance(r, str) for r in regions):
+            raise PlanError("params.regions: must be a list of region names")
+        unknown_regions = [r for r in regions if r not in KNOWN_REGIONS]
+        if unknown_regions:
+            raise PlanError(f"params.regions: unknown region(s) {', '.join(unknown_regions)}")
+        if definition.gallery_version and definition.gallery_location not in regions:
+            raise PlanError(f"params.regions: must include the gallery's location {definition.gallery_location!r}")
+        out["regions"] = list(dict.fromkeys(regions))
+    source_version = params.get("source_version")
+    if source_version not in (None, "", "latest"):
+        if definition.source.kind == "managed_image":
+            raise PlanError("params.source_version: a managed image source has no versions to pin")
+        out["source_version"] = str(source_version)
+    out["reason"] = str(params.get("reason") or "")[:500]
+    return out
+
+
+def target_regions(definition: ImageDefinition, chosen: Iterable[str] | None) -> list[dict[str, Any]]:
+    """The definition's regions (with replicas and storage type), narrowed or extended by the run's choice."""
+    by_name = {r.name: r for r in definition.regions}
+    names = list(chosen) if chosen else [r.name for r in definition.regions]
+    return [
+        {"name": n, "replicas": by_name[n].replicas if n in by_name else 1,
+         "storage_account_type": by_name[n].storage_account_type if n in by_name else "Standard_LRS"}
+        for n in names
+    ]
+
+
+def source_reference(definition: ImageDefinition, resolved_version: str | None, subscription_id: str) -> dict[str, str]:
+    """The imageReference the build VM boots from: always concrete (``latest`` already resolved)."""
+    source = definition.source
+    if source.marketplace:
+        return {"publisher": source.marketplace["publisher"], "offer": source.marketplace["offer"],
+                "sku": source.marketplace["sku"], "version": resolved_version or source.marketplace.get("version", "")}
+    if source.managed_image:
+        return {"id": source.managed_image}
+    g = source.gallery_image_version or {}
+    return {"id": (f"/subscriptions/{subscription_id}/resourceGroups/{g['resource_group']}/providers/"
+                   f"Microsoft.Compute/galleries/{g['gallery']}/images/{g['definition']}/versions/{resolved_version}")}
+
+
+def make_plan(definition: ImageDefinition, run: RunIdentity, params: dict[str, Any], *,
+              resolved_source_version: str | None, existing_versions: Iterable[Existing],
+              subscription_id: str) -> dict[str, Any]:
+    """Everything the run will create, as primitives for XCom."""
+    names = RunNames.for_run(definition.name, run.dag_id, run.run_id)
+    try:
+        decision = next_version(existing_versions, run_id=run.run_id, override=params.get("version"),
+                                bump=params.get("bump", "patch"))
+    except VersionError as exc:
+        raise PlanError(str(exc)) from None
+    regions = target_regions(definition, params.get("regions"))
+    return {
+        "image": definition.name,
+        "dag_id": run.dag_id,
+        "run_id": run.run_id,
+        "digest": names.digest,
+        "resource_group": names.resource_group,
+        "location": definition.build_location,
+        "os_type": definition.os_type,
+        "os_state": definition.os_state,
+        "version": decision.version,
+        "version_reused": decision.reused,
+        "replace_failed_version": decision.replace_failed,
+        "source": source_reference(definition, resolved_source_version, subscription_id),
+        "source_kind": definition.source.kind,
+        "regions": regions,
+        "build_vm": names.vm("build"),
+        "build_computer_name": names.computer_name("build"),
+        "build_user": BUILD_USER,
+        "smoke_user": SMOKE_USER,
+        "reason": params.get("reason", ""),
+    }

@@ -1,0 +1,113 @@
+"""Every image DAG runs to success against the local Azure (simulated guests, ``dag.test()``), and
+runs that must fail publish nothing and leave nothing behind."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.dags.conftest import leftovers, task_states, xcom
+from tests.localazure import LocalAzure
+
+pytestmark = [pytest.mark.guests("simulated"), pytest.mark.timeout(900)]
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def dag_for(name: str, folder: Path | None = None) -> Any:
+    from image_factory.dag_factory import image_dags
+
+    return image_dags(folder)[f"golden_{name}"]
+
+
+def arm_writes(emu: LocalAzure, since: int) -> list[str]:
+    entries = emu.ops("GET", "requests", since=since)["entries"]
+    return [f"{e['method']} {e['path']}" for e in entries if e["method"] in {"PUT", "PATCH", "POST", "DELETE"}
+            and "/oauth2/" not in e["path"] and "/msi/" not in e["path"]]
+
+
+def request_seq(emu: LocalAzure) -> int:
+    return int(emu.ops("GET", "requests")["total"])
+
+
+@pytest.mark.parametrize("image", ["debian12-web", "debian12-specialized", "debian12-managed", "windows2022-base"])
+def test_each_image_dag_runs_to_success(factory_env: LocalAzure, image: str) -> None:
+    from image_factory.hooks.gallery import GalleryHook
+
+    dag = dag_for(image)
+    run = dag.test()
+    states = task_states(run)
+    assert all(s == "success" for s in states.values()), states
+    summary = xcom(run, "report")
+    assert summary["image"] == image and summary["version"]
+    assert summary["smoke"] and all(r["passed"] for r in summary["smoke"].values())
+    assert summary["stage_seconds"]["customise"] >= 0
+    assert summary["scripts"] and all(len(s["sha256"]) == 64 for s in summary["scripts"])
+    assert leftovers(factory_env, run.run_id) == []
+    if summary["version_id"]:
+        assert set(summary["regions"]) == {r["name"] for r in xcom(run, "plan")["regions"]}
+        hook = GalleryHook("image_factory_azure")
+        d = xcom(run, "plan")
+        from image_factory.pipeline.build import load_definition
+
+        definition = load_definition(image)
+        assert not hook.exclude_from_latest(definition.gallery_resource_group, definition.gallery_name,
+                                            definition.definition, d["version"]), "the version was not promoted"
+    if not image.startswith("windows"):
+        assert any(p.startswith("openssh-server=") for p in summary["packages"])
+
+
+def test_bad_input_is_rejected_with_zero_arm_writes(factory_env: LocalAzure, capfd: pytest.CaptureFixture[str]) -> None:
+    from airflow.sdk.definitions.param import ParamValidationError
+
+    dag = dag_for("debian12-web")
+    before = request_seq(factory_env)
+    with pytest.raises(ParamValidationError, match="regions"):
+        dag.test(run_conf={"regions": ["mars"]})
+    for conf, words in [({"colour": "blue"}, "unknown key(s) colour"),
+                        ({"regions": ["eastus"]}, "must include the gallery's location"),
+                        ({"version": "1.2"}, "version")]:
+        capfd.readouterr()
+        try:
+            run = dag.test(run_conf=conf)
+        except ParamValidationError as exc:  # rejected by the params' schema before any run
+            assert words in str(exc)
+            continue
+        states = task_states(run)
+        assert states["plan"] == "failed", (conf, states)
+        assert states["build_environment"] == "upstream_failed"
+        out = "".join(capfd.readouterr())
+        assert words in out and "not retried" in out, conf
+    assert arm_writes(factory_env, before) == []
+
+
+def test_a_failing_script_publishes_nothing_and_leaks_nothing(factory_env: LocalAzure, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch,
+                                                              capfd: pytest.CaptureFixture[str]) -> None:
+    import hashlib
+
+    from image_factory.hooks.gallery import GalleryHook
+
+    include = tmp_path / "include"
+    shutil.copytree(ROOT / "include", include)
+    failing = include / "scripts" / "linux" / "30-fails.sh"
+    failing.write_text("#!/bin/bash\necho preparing\necho 'disk full' >&2\nexit 7\n")
+    digest = hashlib.sha256(failing.read_bytes()).hexdigest()
+    spec = include / "images" / "debian12-web.yaml"
+    spec.write_text(spec.read_text().replace(
+        "smoke:\n", f"    - {{path: linux/30-fails.sh, sha256: {digest}}}\nsmoke:\n", 1).replace(
+        "definition: debian12-web", "definition: debian12-web-failing").replace("sku: web", "sku: web-failing"))
+    monkeypatch.setenv("IMAGE_FACTORY_INCLUDE", str(include))
+    dag = dag_for("debian12-web", include / "images")
+    run = dag.test()
+    states = task_states(run)
+    assert states["customise"] == "failed"
+    out = "".join(capfd.readouterr())
+    assert "'linux/30-fails.sh' exited with code 7" in out and "disk full" in out and "not retried" in out
+    assert states["capture"] == "upstream_failed" and states["teardown"] == "success"
+    assert leftovers(factory_env, run.run_id) == []
+    versions = GalleryHook("image_factory_azure").list_versions("rg-golden-images", "gal_golden", "debian12-web-failing")
+    assert versions == []

@@ -1,0 +1,31 @@
+"""Names derive from the run deterministically and fit Azure's limits."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+
+from image_factory.naming import RunNames, run_tags
+
+
+def test_names_are_deterministic_per_run_and_distinct_between_runs() -> None:
+    a = RunNames.for_run("debian12-web", "golden_debian12-web", "manual__2026-11-25T10:00:00+00:00")
+    again = RunNames.for_run("debian12-web", "golden_debian12-web", "manual__2026-11-25T10:00:00+00:00")
+    other = RunNames.for_run("debian12-web", "golden_debian12-web", "scheduled__2026-12-09T02:00:00+00:00")
+    assert a == again and a.resource_group == again.resource_group
+    assert a.resource_group != other.resource_group and a.vm() != other.vm()
+    assert re.fullmatch(r"rg-imgf-debian12-web-[0-9a-f]{8}", a.resource_group)
+
+
+def test_computer_names_fit_windows_limits() -> None:
+    names = RunNames.for_run("windows2022-base", "golden_windows2022-base", "x" * 250)
+    for role in ("build", "smoke-westeurope"):
+        name = names.computer_name(role)
+        assert len(name) <= 15 and re.fullmatch(r"[a-z0-9-]+", name)
+
+
+def test_tags_carry_run_and_expiry() -> None:
+    created = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
+    tags = run_tags("debian12-web", "manual__1", created, timedelta(hours=6))
+    assert tags["project"] == "golden-image-factory" and tags["run-id"] == "manual__1"
+    assert tags["expiry"] == "2026-11-25T16:00:00+00:00"
