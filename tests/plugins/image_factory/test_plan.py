@@ -1,0 +1,56 @@
+"""The plan decides everything before anything is created: params are checked, the version computed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from image_factory.definitions import load_folder
+from image_factory.plan import PlanError, RunIdentity, check_params, make_plan, source_reference
+from image_factory.versioning import Existing
+
+DEFS = load_folder(Path(__file__).resolve().parents[3] / "include" / "images")
+WEB = DEFS["debian12-web"]
+RUN = RunIdentity("golden_debian12-web", "manual__2026-11-25T10:00:00+00:00")
+
+
+def test_params_are_checked_and_unknown_keys_refused() -> None:
+    assert check_params({}, WEB) == {"bump": "patch", "reason": ""}
+    with pytest.raises(PlanError, match=r"params: unknown key\(s\) colour"):
+        check_params({"colour": "blue"}, WEB)
+    with pytest.raises(PlanError, match=r"params\.regions: unknown region\(s\) mars"):
+        check_params({"regions": ["westeurope", "mars"]}, WEB)
+    with pytest.raises(PlanError, match="must include the gallery's location 'westeurope'"):
+        check_params({"regions": ["eastus"]}, WEB)
+    with pytest.raises(PlanError, match=r"params\.bump"):
+        check_params({"bump": "huge"}, WEB)
+
+
+def test_plan_is_concrete_and_small() -> None:
+    plan = make_plan(WEB, RUN, check_params({"regions": ["westeurope", "northeurope"], "reason": "CVE"}, WEB),
+                     resolved_source_version="0.20250316.2062", existing_versions=[Existing("1.0.4")],
+                     subscription_id="sub")
+    assert plan["version"] == "1.0.5"
+    assert plan["source"] == {"publisher": "Debian", "offer": "debian-12", "sku": "12-gen2", "version": "0.20250316.2062"}
+    assert plan["regions"] == [{"name": "westeurope", "replicas": 1, "storage_account_type": "Standard_LRS"},
+                               {"name": "northeurope", "replicas": 1, "storage_account_type": "Standard_LRS"}]
+    assert plan["resource_group"].startswith("rg-imgf-debian12-web-") and plan["reason"] == "CVE"
+    assert len(repr(plan)) < 2000  # XCom carries pointers, not payloads
+
+
+def test_an_explicit_version_must_be_newer() -> None:
+    with pytest.raises(PlanError, match=r"greater than the newest version in the gallery, 1\.2\.0"):
+        make_plan(WEB, RUN, check_params({"version": "1.1.0"}, WEB), resolved_source_version="1",
+                  existing_versions=[Existing("1.2.0")], subscription_id="sub")
+
+
+def test_gallery_sources_become_version_ids() -> None:
+    from dataclasses import replace
+
+    from image_factory.definitions import Source
+
+    child = replace(WEB, source=Source(gallery_image_version={"resource_group": "rg", "gallery": "g",
+                                                               "definition": "d", "version": "latest"}))
+    assert source_reference(child, "1.0.3", "sub") == {
+        "id": "/subscriptions/sub/resourceGroups/rg/providers/Microsoft.Compute/galleries/g/images/d/versions/1.0.3"}
