@@ -21,11 +21,12 @@ class PermanentError(Exception):
 
 
 class GuestScriptError(PermanentError):
-    """A guest script exited non-zero: its name, exit code and the tail of its output."""
+    """A guest script failed: its name, exit code and the tail of its output, without opening the guest."""
 
-    def __init__(self, script: str, exit_code: int, tail: str) -> None:
+    def __init__(self, script: str, exit_code: int | None, tail: str, reason: str | None = None) -> None:
         self.script, self.exit_code, self.tail = script, exit_code, tail
-        super().__init__(f"script {script!r} exited with code {exit_code}; last output:\n{tail}")
+        what = reason or f"exited with code {exit_code}"
+        super().__init__(f"guest script {script!r} {what}; last lines of its output:\n{tail}")
 
 
 class SmokeTestError(PermanentError):

@@ -30,6 +30,8 @@ from airflow.providers.ssh.hooks.ssh import SSHHook
 from airflow.sdk.log import mask_secret
 from tenacity import Retrying, retry_if_not_exception_type, stop_after_attempt, wait_fixed
 
+from image_factory.errors import GuestScriptError
+
 if TYPE_CHECKING:
     from image_factory.credentials import SshKeyPair
 
@@ -62,17 +64,6 @@ class DetachedResult:
     connection_dropped: bool
     stdout: str
     stderr: str
-
-
-class GuestScriptError(RuntimeError):
-    """A guest script failed; the message carries what an operator needs without opening the guest."""
-
-    def __init__(self, script: str, exit_code: int | None, tail: str, reason: str | None = None) -> None:
-        self.script = script
-        self.exit_code = exit_code
-        self.tail = tail
-        what = reason or f"exited with code {exit_code}"
-        super().__init__(f"guest script {script!r} {what}; last lines of its output:\n{tail}")
 
 
 class HostKeyMismatchError(paramiko.SSHException):
