@@ -42,7 +42,7 @@ class WaitForGuestOperator(BaseOperator):
         if host_key:
             self.log.info("Pinned the guest's SSH host key as reported through runCommand: %s", host_key[:60])
         return {"address": self.vm["address"], "port": self.vm["port"], "host_key": host_key,
-                "waited_seconds": (event or {}).get("seconds")}
+                "seconds": (event or {}).get("seconds")}
 
 
 class WaitForPowerStateOperator(BaseOperator):

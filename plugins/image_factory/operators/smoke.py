@@ -36,7 +36,9 @@ class SmokeTestOperator(BaseOperator):
         with retry_only_transient(f"smoke VM in {self.region}"):
             b = self._build()
             smoke = steps.smoke_create(b, self.region, image_id)
-        self.log.info("Smoke VM %s in %s from %s", smoke["vm"], self.region, image_id)
+        self.log.info("Smoke VM %s in %s from %s (created in %.1f s)", smoke["vm"], self.region, image_id,
+                      smoke["seconds"])
+        context["ti"].xcom_push(key="create_seconds", value=smoke["seconds"])
         self.defer(trigger=GuestPortTrigger(
             host=smoke["address"], port=steps.guest_port(b)[0], protocol=steps.guest_port(b)[1],
             timeout_seconds=self.timeout_seconds, poll_interval=self.poll_interval, started_at=time.time(),
@@ -51,7 +53,12 @@ class SmokeTestOperator(BaseOperator):
         try:
             event_or_fail(f"smoke VM in {self.region} did not come up", event)
             with retry_only_transient(f"smoke checks in {self.region}"):
+                checked = time.monotonic()
                 result = steps.smoke_check(b, smoke)
+                result["check_seconds"] = round(time.monotonic() - checked, 3)
+                result["boot_seconds"] = (event or {}).get("seconds")
+                result["create_seconds"] = context["ti"].xcom_pull(task_ids=self.task_id, key="create_seconds",
+                                                                   map_indexes=context["ti"].map_index)
         finally:
             with retry_only_transient(f"deleting the smoke VM in {self.region}"):
                 steps.smoke_delete(b, smoke["vm"])

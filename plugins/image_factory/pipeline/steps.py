@@ -348,10 +348,16 @@ def require(condition: bool, message: str) -> None:
 # 12. report ------------------------------------------------------------------------------
 def report(plan: dict[str, Any], stages: dict[str, Any]) -> dict[str, Any]:
     """What the run built, where it lives, how it tested, and how long each stage took."""
-    timings = {name: (out or {}).get("seconds") for name, out in stages.items()
-               if isinstance(out, dict) and (out or {}).get("seconds") is not None}
+    timings = {name: out.get("seconds") for name, out in stages.items()
+               if isinstance(out, dict) and isinstance(out.get("seconds"), (int, float))}
     smoke = [s for s in (stages.get("smoke_test") or []) if isinstance(s, dict)]
-    timings["smoke_test"] = max((s.get("seconds") or 0.0 for s in smoke), default=None)
+    per_region = {s["region"]: sum(float(s.get(k) or 0.0) for k in ("create_seconds", "boot_seconds", "check_seconds"))
+                  for s in smoke}
+    if per_region:
+        timings["smoke_test"] = round(max(per_region.values()), 3)  # regions run side by side
+    regions = (stages.get("replicate") or {}).get("regions", {})
+    if regions:
+        timings["replicate"] = max(float(r.get("seconds") or 0.0) for r in regions.values())
     custom = stages.get("customise") or {}
     capture_out = stages.get("capture") or {}
     return {
@@ -360,11 +366,12 @@ def report(plan: dict[str, Any], stages: dict[str, Any]) -> dict[str, Any]:
         "version_id": capture_out.get("version_id"),
         "managed_image_id": capture_out.get("managed_image_id"),
         "source": plan["source"],
-        "regions": (stages.get("replicate") or {}).get("regions", {}),
-        "smoke": {s["region"]: {"passed": s["passed"], "checks": s["checks"]} for s in smoke},
+        "regions": regions,
+        "smoke": {s["region"]: {"passed": s["passed"], "checks": s["checks"],
+                                "seconds": round(per_region[s["region"]], 3)} for s in smoke},
         "scripts": custom.get("scripts", []),
         "packages": custom.get("packages", []),
-        "stage_seconds": {k: v for k, v in timings.items() if v is not None},
+        "stage_seconds": timings,
         "run_id": plan["run_id"],
         "reason": plan.get("reason", ""),
     }
