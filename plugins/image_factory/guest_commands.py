@@ -1,7 +1,8 @@
 """Commands the factory runs inside guests, built in one place (pure: no Airflow, no I/O).
 
 Generalizing a Linux guest is one privileged command because `waagent -deprovision+user`
-deletes the user whose sudo rights the command runs under. waagent leaves three things a clone
+deletes the user whose sudo rights the command runs under. It first waits for first-boot
+cloud-init to finish (a build can outpace it). waagent leaves three things a clone
 must not inherit, so the command also removes them before powering off:
 - /etc/machine-id (systemd regenerates an empty one at first boot: clones get their own id),
 - cloud-init's instance state and logs (the clone provisions as a new instance),
@@ -12,7 +13,12 @@ from __future__ import annotations
 
 import shlex
 
+# First-boot cloud-init may still be running when SSH answers; cleaning its state under it fails
+# ("Directory not empty") and the guest never powers off. Its own outcome is not ours to judge here.
+LINUX_WAIT_FOR_CLOUD_INIT = "{ cloud-init status --wait >/dev/null 2>&1 || true; }"
+
 LINUX_GENERALIZE_STEPS: tuple[str, ...] = (
+    LINUX_WAIT_FOR_CLOUD_INIT,
     "waagent -deprovision+user -force",
     "cloud-init clean --logs",
     "truncate -s 0 /etc/machine-id",

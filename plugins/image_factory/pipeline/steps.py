@@ -152,6 +152,8 @@ def customise(b: Build, ready: dict[str, Any]) -> dict[str, Any]:
         params = {"IMAGE_NAME": b.definition.name, "IMAGE_VERSION": b.plan["version"],
                   "IMAGE_DEFINITION": b.definition.definition}
         scripts = []
+        if not b.windows:  # first-boot cloud-init may still hold apt and write files the scripts touch
+            guest.run_script("wait for cloud-init", guest_commands.LINUX_WAIT_FOR_CLOUD_INIT, check=False)
         for script in b.definition.scripts:
             text = (include_dir() / "scripts" / script.path).read_text()
             result = guest.run_script(script.path, text, params=params)

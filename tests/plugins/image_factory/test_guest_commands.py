@@ -27,7 +27,9 @@ def test_deprovision_precedes_the_machine_id_which_precedes_the_power_off() -> N
     def index(prefix: str) -> int:
         return next(i for i, step in enumerate(steps) if step.startswith(prefix))
 
-    deprovision, clean = index("waagent -deprovision+user -force"), index("cloud-init clean --logs")
+    wait, deprovision = index("{ cloud-init status --wait"), index("waagent -deprovision+user -force")
+    clean = index("cloud-init clean --logs")
+    assert wait == 0 < deprovision < clean
     machine_id, dbus_id = index("truncate -s 0 /etc/machine-id"), index("rm -f /var/lib/dbus/machine-id")
     sync, power_off = index("sync"), index("shutdown -h now")
     assert deprovision < machine_id < power_off
