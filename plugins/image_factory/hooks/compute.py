@@ -46,11 +46,14 @@ class ComputeHook(AzureResourceManagerHook):
     ) -> dict[str, Any]:
         """The VM's id and whether this call created it; an existing VM of that name is returned untouched.
 
-        The OS disk and NIC are deleted with the VM, so deleting the VM leaves nothing behind.
+        An earlier try's VM still being created is waited for; one that failed to provision is replaced.
+        The OS disk is deleted with the VM; the NIC is kept for a replacement (teardown removes it).
         """
-        existing = get_or_none(self.compute.virtual_machines.get, resource_group, name)
-        if existing is not None:
+        existing = self._settled_vm(resource_group, name)
+        if existing is not None and existing.provisioning_state != "Failed":
             return {"id": str(existing.id), "created": False}
+        if existing is not None:  # an earlier try's VM that never provisioned: replace it, never run two
+            self.delete_vm(resource_group, name)
         body = _vm_body(
             location=location,
             size=size,
@@ -67,6 +70,19 @@ class ComputeHook(AzureResourceManagerHook):
         )
         vm = self.compute.virtual_machines.begin_create_or_update(resource_group, name, body).result()
         return {"id": str(vm.id), "created": True}
+
+    def _settled_vm(self, resource_group: str, name: str, timeout: float = 1800.0, poll: float = 5.0) -> Any:
+        """The VM once no operation of an earlier (perhaps killed) try is still creating or updating it."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        while True:
+            vm = get_or_none(self.compute.virtual_machines.get, resource_group, name)
+            if vm is None or vm.provisioning_state not in {"Creating", "Updating"}:
+                return vm
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"VM {name} stayed {vm.provisioning_state} for {timeout:.0f} s")
+            time.sleep(poll)
 
     def vm_state(self, resource_group: str, name: str) -> dict[str, str | None] | None:
         """``provisioning_state`` and ``power_state`` (e.g. "running", "deallocated"); None if absent."""
@@ -139,9 +155,15 @@ class ComputeHook(AzureResourceManagerHook):
         hyper_v_generation: str,
         tags: dict[str, str],
     ) -> str:
-        """A managed image captured from the (generalized) VM; an existing image of that name is kept."""
+        """A managed image captured from the (generalized) VM; this run's own earlier image is kept."""
         existing = get_or_none(self.compute.images.get, resource_group, name)
         if existing is not None:
+            from image_factory.naming import TAG_VERSION_RUN
+
+            made_by = (existing.tags or {}).get(TAG_VERSION_RUN)
+            if made_by != tags.get(TAG_VERSION_RUN):  # someone else's image: never adopt or overwrite it
+                raise ValueError(f"managed image {name} already exists in {resource_group}, made by run "
+                                 f"{made_by!r}; choose another version or delete that image")
             return str(existing.id)
         from azure.mgmt.compute.models import Image, ImageProperties, SubResource
 
@@ -190,8 +212,10 @@ def _vm_body(
         disk_size_gb=os_disk_gb,
         managed_disk=cm.ManagedDiskParameters(storage_account_type="StandardSSD_LRS"),
     )
+    # The NIC outlives the VM (Detach): a retry that replaces a VM which failed to provision needs it
+    # again, and the run's teardown deletes it with the resource group.
     nic = cm.NetworkInterfaceReference(
-        id=nic_id, properties=cm.NetworkInterfaceReferenceProperties(primary=True, delete_option="Delete")
+        id=nic_id, properties=cm.NetworkInterfaceReferenceProperties(primary=True, delete_option="Detach")
     )
     return cm.VirtualMachine(
         location=location,

@@ -212,8 +212,8 @@ def capture(b: Build, vm_id: str) -> dict[str, Any]:
         if d.managed_image:
             m = d.managed_image
             out["managed_image_id"] = b.compute.ensure_managed_image(
-                m["resource_group"], m["name"], location=m["location"], vm_id=vm_id,
-                hyper_v_generation=d.hyper_v_generation, tags=tags)
+                m["resource_group"], managed_image_name(m["name"], plan["version"]), location=m["location"],
+                vm_id=vm_id, hyper_v_generation=d.hyper_v_generation, tags=tags)
         if d.gallery_version:
             g = (d.gallery_resource_group, d.gallery_name, d.definition, plan["version"])
             status = b.gallery.version_status(*g)
@@ -229,6 +229,11 @@ def capture(b: Build, vm_id: str) -> dict[str, Any]:
                                  f"Microsoft.Compute/galleries/{g[1]}/images/{g[2]}/versions/{g[3]}")
         return out
     return _timed(run)
+
+
+def managed_image_name(base: str, version: str) -> str:
+    """Managed images have no versions: each build's image carries the version in its name."""
+    return f"{base}-{version}"
 
 
 def _source_tag(plan: dict[str, Any]) -> str:

@@ -92,7 +92,7 @@ def test_vm_from_latest_records_the_resolved_version(
     assert hook.vm_state(build_group, linux_vm["name"]) == {"provisioning_state": "Succeeded", "power_state": "running"}
     vm = hook.compute.virtual_machines.get(build_group, linux_vm["name"])
     assert vm.storage_profile.os_disk.delete_option == "Delete"
-    assert vm.network_profile.network_interfaces[0].delete_option == "Delete"
+    assert vm.network_profile.network_interfaces[0].delete_option == "Detach"  # kept for a replacement VM
 
 
 def test_ensure_vm_on_an_existing_vm_sends_no_put(
@@ -168,8 +168,8 @@ def test_deallocate_generalize_capture_and_delete(
     assert hook.vm_state(build_group, name) is None
     disks = [d.name for d in hook.compute.disks.list_by_resource_group(build_group)]
     assert os_disk not in disks, "the OS disk must go with the VM"
-    nics = [n.name for n in hook.network.network_interfaces.list(build_group)]
-    assert f"nic-{run}" not in nics, "the NIC must go with the VM"
+    nic = hook.network.network_interfaces.get(build_group, f"nic-{run}")
+    assert nic.virtual_machine is None, "the NIC is detached from the deleted VM (teardown deletes it)"
     assert hook.delete_vm(build_group, name) is False
 
 
@@ -199,3 +199,23 @@ def test_run_shell_on_windows_returns_stdout(hook: ComputeHook, azure_conn: str,
         assert out["stdout"].strip() == "hello from windows"
     finally:
         hook.delete_vm(build_group, f"vm-{run}")
+
+
+def test_a_vm_that_failed_to_provision_is_replaced_not_kept(
+    hook: ComputeHook, azure_conn: str, build_group: str, faults: Any
+) -> None:
+    from azure.core.exceptions import HttpResponseError
+
+    run = uuid.uuid4().hex[:8]
+    network = _nic(azure_conn, build_group, run)
+    faults.add_fault(match="Microsoft.Compute/virtualMachines/write", kind="lro_failure", count=1,
+                     code="OSProvisioningTimedOut", message="Injected: the guest never reported ready.")
+    with pytest.raises(HttpResponseError, match="OSProvisioningTimedOut"):
+        hook.ensure_vm(build_group, f"vm-{run}", **_vm_args(run, network["nic_id"], "latest"))
+    assert (hook.vm_state(build_group, f"vm-{run}") or {}).get("provisioning_state") == "Failed"
+    again = hook.ensure_vm(build_group, f"vm-{run}", **_vm_args(run, network["nic_id"], "latest"))
+    assert again["created"] is True  # the retry made a working VM in place of the failed one
+    assert (hook.vm_state(build_group, f"vm-{run}") or {}).get("provisioning_state") == "Succeeded"
+    names = [vm.name for vm in hook.compute.virtual_machines.list(build_group)]
+    assert names.count(f"vm-{run}") == 1
+    hook.delete_vm(build_group, f"vm-{run}")
