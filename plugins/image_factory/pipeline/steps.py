@@ -216,6 +216,10 @@ def capture(b: Build, vm_id: str) -> dict[str, Any]:
                 vm_id=vm_id, hyper_v_generation=d.hyper_v_generation, tags=tags)
         if d.gallery_version:
             g = (d.gallery_resource_group, d.gallery_name, d.definition, plan["version"])
+            owner = next((v.run_id for v in b.gallery.list_versions(*g[:3]) if v.name == plan["version"]), plan["run_id"])
+            if owner != plan["run_id"]:  # another run took this number since planning: never touch its version
+                raise PermanentError(f"gallery version {plan['version']} was published meanwhile by run {owner!r}; "
+                                     "run the DAG again to take the next version")
             status = b.gallery.version_status(*g)
             if status and status["provisioning_state"] == "Failed":
                 b.gallery.delete_version(*g)  # a failed earlier try: replaced, never patched in place
