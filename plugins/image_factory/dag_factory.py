@@ -60,6 +60,15 @@ def _doc(d: ImageDefinition) -> str:
             "replicate → smoke test per region → promote → report; teardown always runs.")
 
 
+def _schedule(d: ImageDefinition) -> Any:
+    """The monthly patch rebuild when the definition has a schedule; otherwise manual and API runs only."""
+    if not d.schedule:
+        return None
+    from image_factory.timetables import PatchTuesdayTimetable
+
+    return PatchTuesdayTimetable(int(d.schedule.get("patch_tuesday_offset_days", 0)), str(d.schedule.get("time", "02:00")))
+
+
 def image_dag(d: ImageDefinition, *, azure_conn_id: str = DEFAULT_CONN_ID) -> DAG:
     """The golden-image pipeline for one definition."""
     from image_factory.pipeline import steps
@@ -67,7 +76,7 @@ def image_dag(d: ImageDefinition, *, azure_conn_id: str = DEFAULT_CONN_ID) -> DA
 
     conn = azure_conn_id
     with DAG(
-        dag_id=dag_id_for(d.name), description=(d.description or d.name)[:200], doc_md=_doc(d), schedule=None,
+        dag_id=dag_id_for(d.name), description=(d.description or d.name)[:200], doc_md=_doc(d), schedule=_schedule(d),
         start_date=START, catchup=False, max_active_runs=1, params=run_params(),
         tags=["golden-image", d.os_type.lower(), d.os_state.lower(), *d.tags],
         default_args={"owner": d.owner, "retries": 3, "retry_delay": timedelta(seconds=15),
