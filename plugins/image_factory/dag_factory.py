@@ -40,8 +40,12 @@ def run_params() -> dict[str, Param]:
         "bump": Param("patch", enum=["patch", "minor", "major"], title="Version part to bump"),
         "regions": Param(None, type=["null", "array"], items={"type": "string", "enum": list(KNOWN_REGIONS)},
                          title="Target regions", description="Empty: the definition's regions."),
+        "replicas": Param(None, type=["null", "integer"], minimum=1, maximum=100, title="Replicas per region",
+                          description="Empty: each region's count from the definition."),
         "source_version": Param(None, type=["null", "string"], pattern=r"^(latest|\d+\.\d+\.\d+)$",
                                 title="Source image version pin", description="Empty: the definition's choice."),
+        "plan_only": Param(False, type="boolean", title="Plan only",
+                           description="Report what the run would create, change and cost, and stop: no ARM write."),
         "reason": Param("", type="string", maxLength=500, title="Reason", description="Recorded with the run."),
     }
 
@@ -87,6 +91,11 @@ def image_dag(d: ImageDefinition, *, azure_conn_id: str = DEFAULT_CONN_ID) -> DA
         def plan(**context: Any) -> dict[str, Any]:
             with retry_only_transient("plan"):
                 return steps.plan_run(d.name, context["dag"].dag_id, context["run_id"], dict(context["params"]), conn)
+
+        @task.short_circuit(task_id="proceed", ignore_downstream_trigger_rules=True)
+        def proceed(p: Any) -> bool:
+            """Stop here for a plan-only run (its plan and preview are in the plan task's log and XCom)."""
+            return not p.get("plan_only")
 
         @task(task_id="build_environment")
         def build_environment(p: Any) -> dict[str, Any]:
@@ -134,7 +143,9 @@ def image_dag(d: ImageDefinition, *, azure_conn_id: str = DEFAULT_CONN_ID) -> DA
             return steps.report(p, stages)
 
         p = plan()
+        go = proceed(p)
         env = build_environment(p)
+        go >> env
         vm = provision_vm(p, env)
         ready = WaitForGuestOperator(task_id="wait_for_guest", plan=p, vm=vm, azure_conn_id=conn)
         custom = customise(p, ready.output)

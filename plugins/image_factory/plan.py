@@ -17,7 +17,7 @@ from image_factory.definitions import ImageDefinition
 from image_factory.naming import RunNames
 from image_factory.versioning import BUMPS, Existing, VersionError, next_version
 
-PARAM_KEYS = frozenset({"version", "bump", "regions", "source_version", "reason"})
+PARAM_KEYS = frozenset({"version", "bump", "regions", "replicas", "source_version", "plan_only", "reason"})
 BUILD_USER = "builder"
 SMOKE_USER = "smoketest"
 
@@ -60,6 +60,12 @@ def check_params(params: Mapping[str, Any], definition: ImageDefinition) -> dict
         if definition.gallery_version and definition.gallery_location not in regions:
             raise PlanError(f"params.regions: must include the gallery's location {definition.gallery_location!r}")
         out["regions"] = list(dict.fromkeys(regions))
+    replicas = params.get("replicas")
+    if replicas not in (None, ""):
+        if not isinstance(replicas, int) or isinstance(replicas, bool) or not 1 <= replicas <= 100:
+            raise PlanError(f"params.replicas: must be a whole number from 1 to 100 (got {replicas!r})")
+        out["replicas"] = replicas
+    out["plan_only"] = bool(params.get("plan_only") or False)
     source_version = params.get("source_version")
     if source_version not in (None, "", "latest"):
         if definition.source.kind == "managed_image":
@@ -69,12 +75,13 @@ def check_params(params: Mapping[str, Any], definition: ImageDefinition) -> dict
     return out
 
 
-def target_regions(definition: ImageDefinition, chosen: Iterable[str] | None) -> list[dict[str, Any]]:
+def target_regions(definition: ImageDefinition, chosen: Iterable[str] | None,
+                   replicas: int | None = None) -> list[dict[str, Any]]:
     """The definition's regions (with replicas and storage type), narrowed or extended by the run's choice."""
     by_name = {r.name: r for r in definition.regions}
     names = list(chosen) if chosen else [r.name for r in definition.regions]
     return [
-        {"name": n, "replicas": by_name[n].replicas if n in by_name else 1,
+        {"name": n, "replicas": replicas or (by_name[n].replicas if n in by_name else 1),
          "storage_account_type": by_name[n].storage_account_type if n in by_name else "Standard_LRS"}
         for n in names
     ]
@@ -103,7 +110,7 @@ def make_plan(definition: ImageDefinition, run: RunIdentity, params: dict[str, A
                                 bump=params.get("bump", "patch"))
     except VersionError as exc:
         raise PlanError(str(exc)) from None
-    regions = target_regions(definition, params.get("regions"))
+    regions = target_regions(definition, params.get("regions"), params.get("replicas"))
     return {
         "image": definition.name,
         "dag_id": run.dag_id,
@@ -124,4 +131,53 @@ def make_plan(definition: ImageDefinition, run: RunIdentity, params: dict[str, A
         "build_user": BUILD_USER,
         "smoke_user": SMOKE_USER,
         "reason": params.get("reason", ""),
+        "plan_only": bool(params.get("plan_only", False)),
     }
+
+
+# build hours a stage typically holds a VM for, by OS: the basis of the plan-only cost estimate
+TYPICAL_BUILD_HOURS = {"Linux": 0.5, "Windows": 1.5}
+TYPICAL_SMOKE_HOURS = {"Linux": 0.25, "Windows": 0.5}
+
+
+def describe_plan(definition: ImageDefinition, plan: dict[str, Any]) -> dict[str, Any]:
+    """What the run would create, change and cost, for a plan-only run (no ARM write happens)."""
+    names = RunNames(image=plan["image"], digest=plan["digest"])
+    d = definition
+    rg = plan["resource_group"]
+    creates = [
+        f"resource group {rg} ({d.build_location}), deleted at the end of the run",
+        f"network in {rg}: {names.vnet}, {names.nsg} (SSH/WinRM from the worker only), {names.public_ip()}, {names.nic()}",
+        f"build VM {plan['build_vm']} ({d.vm_size}) from {_describe_source(plan['source'])}",
+    ]
+    if d.gallery_version:
+        regions = ", ".join(f"{r['name']} x{r['replicas']} {r['storage_account_type']}" for r in plan["regions"])
+        creates.append(f"gallery image version {d.gallery_name}/{d.definition}/{plan['version']} "
+                       f"(excluded from latest until promoted), replicated to {regions}")
+    if d.managed_image:
+        creates.append(f"managed image {d.managed_image['name']}-{plan['version']} in {d.managed_image['location']}")
+    smoke_regions = [r["name"] for r in plan["regions"]] if d.gallery_version else [d.build_location]
+    creates += [f"smoke VM in {region} ({d.smoke_vm_size}), deleted after its checks" for region in smoke_regions]
+    changes = [f"{d.gallery_name}/{d.definition}: {plan['version']} becomes the latest version "
+               "if every region passes its smoke test"] if d.gallery_version else []
+    build_hours = TYPICAL_BUILD_HOURS[d.os_type]
+    smoke_hours = TYPICAL_SMOKE_HOURS[d.os_type]
+    return {
+        "version": plan["version"],
+        "creates": creates,
+        "changes": changes,
+        "cost": {
+            "vm_hours": [{"size": d.vm_size, "count": 1, "hours_each": build_hours, "what": "build VM"},
+                         {"size": d.smoke_vm_size, "count": len(smoke_regions), "hours_each": smoke_hours,
+                          "what": "smoke VMs"}],
+            "timeout_hours": round(d.build_timeout_minutes / 60, 2),
+            "replica_count": sum(r["replicas"] for r in plan["regions"]) if d.gallery_version else 0,
+            "note": "typical hours; a run never keeps a VM beyond its build timeout",
+        },
+    }
+
+
+def _describe_source(source: dict[str, str]) -> str:
+    if "id" in source:
+        return source["id"]
+    return f"{source['publisher']}:{source['offer']}:{source['sku']}:{source['version']}"

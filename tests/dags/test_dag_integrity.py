@@ -39,7 +39,7 @@ def test_every_dag_has_docs_tags_owner_and_retries(dagbag: Any) -> None:
 
 def test_pipeline_shape(dagbag: Any) -> None:
     dag = dagbag.dags["golden_debian12-web"]
-    chain = ["plan", "build_environment", "provision_vm", "wait_for_guest", "customise", "generalize",
+    chain = ["plan", "proceed", "build_environment", "provision_vm", "wait_for_guest", "customise", "generalize",
              "wait_for_stop", "deallocate", "capture", "replicate", "smoke_regions", "smoke_test", "promote", "report"]
     for upstream, downstream in itertools.pairwise(chain):
         assert upstream in dag.get_task(downstream).upstream_task_ids | {

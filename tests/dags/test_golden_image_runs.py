@@ -114,3 +114,17 @@ def test_a_failing_script_publishes_nothing_and_leaks_nothing(factory_env: Local
     assert leftovers(factory_env, run.run_id) == []
     versions = GalleryHook("image_factory_azure").list_versions("rg-golden-images", "gal_golden", "debian12-web-failing")
     assert versions == []
+
+
+def test_plan_only_reports_what_it_would_do_with_zero_arm_writes(factory_env: LocalAzure) -> None:
+    dag = dag_for("debian12-web")
+    before = request_seq(factory_env)
+    run = dag.test(run_conf={"plan_only": True, "replicas": 3, "reason": "preview"})
+    states = task_states(run)
+    assert states["plan"] == "success" and states["proceed"] == "success"
+    assert states["build_environment"] == "skipped" and states["promote"] == "skipped"
+    preview = xcom(run, "plan")["preview"]
+    assert any(line.startswith("build VM vm-build-") and "Standard_D2s_v5" in line for line in preview["creates"])
+    assert any("westeurope x3" in line and "eastus x3" in line for line in preview["creates"])
+    assert preview["cost"]["replica_count"] == 6
+    assert arm_writes(factory_env, before) == []

@@ -18,7 +18,7 @@ from image_factory.definitions import check_scripts
 from image_factory.errors import PermanentError, SmokeTestError
 from image_factory.naming import TAG_VERSION_RUN, run_tags
 from image_factory.pipeline.build import Build, include_dir, load_definition
-from image_factory.plan import PlanError, RunIdentity, check_params, make_plan
+from image_factory.plan import PlanError, RunIdentity, check_params, describe_plan, make_plan
 
 SSH_PORT, WINRMS_PORT = 22, 5986
 RUN_TTL = timedelta(hours=12)
@@ -47,7 +47,23 @@ def plan_run(image: str, dag_id: str, run_id: str, params: dict[str, Any], azure
     plan = make_plan(definition, RunIdentity(dag_id, run_id), clean, resolved_source_version=resolved,
                      existing_versions=existing, subscription_id=compute.subscription_id)
     plan["planned_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+    if plan["plan_only"]:
+        plan["preview"] = describe_plan(definition, plan)
+        _log_preview(plan["preview"])
     return plan
+
+
+def _log_preview(preview: dict[str, Any]) -> None:
+    import logging
+
+    log = logging.getLogger(__name__)
+    log.info("Plan only: version %s. The run would create:", preview["version"])
+    for line in preview["creates"]:
+        log.info("  + %s", line)
+    for line in preview["changes"]:
+        log.info("  ~ %s", line)
+    for vm in preview["cost"]["vm_hours"]:
+        log.info("  $ %s x%d, about %.2f h each (%s)", vm["size"], vm["count"], vm["hours_each"], vm["what"])
 
 
 def _resolve_source_version(definition: Any, pinned: str | None, compute: Any, gallery: Any) -> str | None:

@@ -16,7 +16,7 @@ RUN = RunIdentity("golden_debian12-web", "manual__2026-11-25T10:00:00+00:00")
 
 
 def test_params_are_checked_and_unknown_keys_refused() -> None:
-    assert check_params({}, WEB) == {"bump": "patch", "reason": ""}
+    assert check_params({}, WEB) == {"bump": "patch", "plan_only": False, "reason": ""}
     with pytest.raises(PlanError, match=r"params: unknown key\(s\) colour"):
         check_params({"colour": "blue"}, WEB)
     with pytest.raises(PlanError, match=r"params\.regions: unknown region\(s\) mars"):
@@ -54,3 +54,19 @@ def test_gallery_sources_become_version_ids() -> None:
                                                                "definition": "d", "version": "latest"}))
     assert source_reference(child, "1.0.3", "sub") == {
         "id": "/subscriptions/sub/resourceGroups/rg/providers/Microsoft.Compute/galleries/g/images/d/versions/1.0.3"}
+
+
+def test_replicas_override_and_plan_preview() -> None:
+    from image_factory.plan import describe_plan
+
+    with pytest.raises(PlanError, match=r"params\.replicas: must be a whole number from 1 to 100 \(got 0\)"):
+        check_params({"replicas": 0}, WEB)
+    plan = make_plan(WEB, RUN, check_params({"replicas": 2, "plan_only": True}, WEB),
+                     resolved_source_version="0.1.2", existing_versions=[], subscription_id="sub")
+    assert [r["replicas"] for r in plan["regions"]] == [2, 2] and plan["plan_only"] is True
+    preview = describe_plan(WEB, plan)
+    assert preview["version"] == "1.0.0"
+    assert any("Debian:debian-12:12-gen2:0.1.2" in line for line in preview["creates"])
+    assert len([line for line in preview["creates"] if line.startswith("smoke VM in")]) == 2
+    assert preview["changes"] == ["gal_golden/debian12-web: 1.0.0 becomes the latest version if every region "
+                                  "passes its smoke test"]
