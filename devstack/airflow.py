@@ -128,7 +128,8 @@ class AirflowStack:
                     raise RuntimeError(f"airflow {name} exited with {proc.returncode}:\n{tail}")
             try:
                 health = requests.get(f"{self.url}/api/v2/monitor/health", timeout=3).json()
-                parts = [health.get(k, {}).get("status") for k in ("metadatabase", "scheduler", "triggerer")]
+                watched = ["metadatabase"] + [k for k in ("scheduler", "triggerer") if k in self.procs]
+                parts = [(health.get(k) or {}).get("status") for k in watched]
                 if all(p == "healthy" for p in parts):
                     return
             except (requests.RequestException, ValueError):

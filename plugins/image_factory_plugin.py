@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from airflow.plugins_manager import AirflowPlugin
 
+from image_factory.conf_guard import ConfGuard
 from image_factory.timetables import PatchTuesdayTimetable
 
 
 class ImageFactoryPlugin(AirflowPlugin):
     name = "image_factory"
     timetables = [PatchTuesdayTimetable]
+    # bad conf for a golden-image DAG gets 400 (field and rule) at trigger time, before a run exists
+    fastapi_root_middlewares = [{"name": "image_factory_conf_guard", "middleware": ConfGuard}]
