@@ -83,6 +83,22 @@ class GalleryHook(AzureResourceManagerHook):
             for v in found
         ]
 
+    def published_versions(self, resource_group: str, gallery: str, definition: str) -> list[dict[str, Any]]:
+        """Every version with its state, tags and whether it is excluded from ``latest``; [] if none."""
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            found = list(self.compute.gallery_image_versions.list_by_gallery_image(resource_group, gallery, definition))
+        except ResourceNotFoundError:
+            return []
+        out = []
+        for v in found:
+            profile = v.publishing_profile
+            out.append({"name": str(v.name), "id": str(v.id), "provisioning_state": _text(v.provisioning_state),
+                        "tags": dict(v.tags or {}),
+                        "exclude_from_latest": bool(profile.exclude_from_latest) if profile else False})
+        return out
+
     def begin_create_version(
         self,
         resource_group: str,
