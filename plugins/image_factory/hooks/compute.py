@@ -43,6 +43,7 @@ class ComputeHook(AzureResourceManagerHook):
         tags: dict[str, str],
         specialized: bool = False,
         os_disk_gb: int | None = None,
+        wait: bool = True,
     ) -> dict[str, Any]:
         """The VM's id and whether this call created it; an existing VM of that name is returned untouched.
 
@@ -68,8 +69,10 @@ class ComputeHook(AzureResourceManagerHook):
             specialized=specialized,
             os_disk_gb=os_disk_gb,
         )
-        vm = self.compute.virtual_machines.begin_create_or_update(resource_group, name, body).result()
-        return {"id": str(vm.id), "created": True}
+        # wait=False: ARM's first answer (the VM exists, provisioning) is enough; the caller waits for the
+        # guest in a deferrable task instead of holding a worker slot while it boots.
+        poller = self.compute.virtual_machines.begin_create_or_update(resource_group, name, body, polling=wait)
+        return {"id": str(poller.result().id), "created": True}
 
     def _settled_vm(self, resource_group: str, name: str, timeout: float = 1800.0, poll: float = 5.0) -> Any:
         """The VM once no operation of an earlier (perhaps killed) try is still creating or updating it."""

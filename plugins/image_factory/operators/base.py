@@ -38,3 +38,12 @@ def event_or_fail(step: str, event: dict[str, Any] | None) -> dict[str, Any]:
     if event.get("status") != "success":
         raise AirflowFailException(f"{step}: {event.get('message', event)}")
     return event
+
+
+def defer_unless_done(operator: Any, trigger: Any, method_name: str, context: Any) -> Any:
+    """Defer to ``trigger`` unless one poll shows the wait is already over; then complete right here."""
+    event = trigger.check_now()
+    if event is not None:
+        return getattr(operator, method_name)(context, event=event)
+    operator.defer(trigger=trigger, method_name=method_name)
+    return None

@@ -8,11 +8,11 @@ from typing import Any
 
 from airflow.sdk import BaseOperator, Context
 
-from image_factory.operators.base import DEFAULT_CONN_ID, event_or_fail, retry_only_transient
+from image_factory.operators.base import DEFAULT_CONN_ID, defer_unless_done, event_or_fail, retry_only_transient
 
 
 class WaitForGuestOperator(BaseOperator):
-    """Defer until the build VM's SSH (or WinRM) answers, then pin its SSH host key through ARM."""
+    """Defer until the build VM runs and its SSH (or WinRM) answers, then pin its SSH host key through ARM."""
 
     template_fields: Sequence[str] = ("plan", "vm")
 
@@ -22,14 +22,25 @@ class WaitForGuestOperator(BaseOperator):
         self.plan, self.vm, self.azure_conn_id = plan, vm, azure_conn_id
         self.timeout_seconds, self.poll_interval = timeout_seconds, poll_interval
 
-    def execute(self, context: Context) -> None:
+    def execute(self, context: Context) -> Any:
+        from image_factory.triggers.compute import VirtualMachinePowerStateTrigger
+
+        return defer_unless_done(self, VirtualMachinePowerStateTrigger(
+            azure_conn_id=self.azure_conn_id, resource_group=self.plan["resource_group"],
+            vm_name=self.plan["build_vm"], target_states=["running"], timeout_seconds=self.timeout_seconds,
+            poll_interval=self.poll_interval, started_at=time.time(),
+        ), "vm_running", context)
+
+    def vm_running(self, context: Context, event: dict[str, Any] | None = None) -> Any:
+        """The VM exists and runs (its create call was not waited for); now wait for its listener."""
         from image_factory.triggers.compute import GuestPortTrigger
 
-        self.defer(trigger=GuestPortTrigger(
+        event_or_fail("build VM provisioning", event)
+        return defer_unless_done(self, GuestPortTrigger(
             host=self.vm["address"], port=int(self.vm["port"]),
             protocol="winrm" if self.plan["os_type"] == "Windows" else "ssh",
             timeout_seconds=self.timeout_seconds, poll_interval=self.poll_interval, started_at=time.time(),
-        ), method_name="execute_complete")
+        ), "execute_complete", context)
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
         from image_factory.pipeline import steps
@@ -57,14 +68,14 @@ class WaitForPowerStateOperator(BaseOperator):
         self.plan, self.azure_conn_id, self.target_states = plan, azure_conn_id, list(target_states)
         self.timeout_seconds, self.poll_interval = timeout_seconds, poll_interval
 
-    def execute(self, context: Context) -> None:
+    def execute(self, context: Context) -> Any:
         from image_factory.triggers.compute import VirtualMachinePowerStateTrigger
 
-        self.defer(trigger=VirtualMachinePowerStateTrigger(
+        return defer_unless_done(self, VirtualMachinePowerStateTrigger(
             azure_conn_id=self.azure_conn_id, resource_group=self.plan["resource_group"],
             vm_name=self.plan["build_vm"], target_states=self.target_states,
             timeout_seconds=self.timeout_seconds, poll_interval=self.poll_interval, started_at=time.time(),
-        ), method_name="execute_complete")
+        ), "execute_complete", context)
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
         got = event_or_fail("wait for the VM to stop", event)

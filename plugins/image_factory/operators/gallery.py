@@ -8,7 +8,7 @@ from typing import Any
 
 from airflow.sdk import BaseOperator, Context
 
-from image_factory.operators.base import DEFAULT_CONN_ID, event_or_fail
+from image_factory.operators.base import DEFAULT_CONN_ID, defer_unless_done, event_or_fail
 
 
 class WaitForReplicationOperator(BaseOperator):
@@ -22,20 +22,19 @@ class WaitForReplicationOperator(BaseOperator):
         self.plan, self.azure_conn_id = plan, azure_conn_id
         self.region_timeout_seconds, self.poll_interval = region_timeout_seconds, poll_interval
 
-    def execute(self, context: Context) -> dict[str, Any] | None:
+    def execute(self, context: Context) -> Any:
         from image_factory.pipeline.build import load_definition
         from image_factory.triggers.gallery import ReplicationTrigger
 
         d = load_definition(self.plan["image"])
         if not d.gallery_version:
             return {"regions": {}, "skipped": "no gallery version in this definition's outputs"}
-        self.defer(trigger=ReplicationTrigger(
+        return defer_unless_done(self, ReplicationTrigger(
             azure_conn_id=self.azure_conn_id, resource_group=d.gallery_resource_group, gallery=d.gallery_name,
             definition=d.definition, version=self.plan["version"],
             region_timeout_seconds=self.region_timeout_seconds, poll_interval=self.poll_interval,
             started_at=time.time(),
-        ), method_name="execute_complete")
-        return None
+        ), "execute_complete", context)
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
         got = event_or_fail("replication", event)

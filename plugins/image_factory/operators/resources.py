@@ -8,7 +8,7 @@ from typing import Any
 from airflow.sdk import BaseOperator, Context
 
 from image_factory.naming import RunNames
-from image_factory.operators.base import DEFAULT_CONN_ID, event_or_fail, retry_only_transient
+from image_factory.operators.base import DEFAULT_CONN_ID, defer_unless_done, event_or_fail, retry_only_transient
 
 
 class TeardownOperator(BaseOperator):
@@ -20,7 +20,7 @@ class TeardownOperator(BaseOperator):
         self.image, self.azure_conn_id = image, azure_conn_id
         self.timeout_seconds, self.poll_interval = timeout_seconds, poll_interval
 
-    def execute(self, context: Context) -> dict[str, Any] | None:
+    def execute(self, context: Context) -> Any:
         from image_factory.pipeline import steps
         from image_factory.triggers.resources import ResourceGroupDeletedTrigger
 
@@ -31,11 +31,10 @@ class TeardownOperator(BaseOperator):
             self.log.info("Resource group %s does not exist: nothing of this run is left to delete.", group)
             return {"resource_group": group, "deleted": False}
         self.log.info("Deleting resource group %s and everything in it.", group)
-        self.defer(trigger=ResourceGroupDeletedTrigger(
+        return defer_unless_done(self, ResourceGroupDeletedTrigger(
             azure_conn_id=self.azure_conn_id, resource_group=group, timeout_seconds=self.timeout_seconds,
             poll_interval=self.poll_interval, started_at=time.time(),
-        ), method_name="execute_complete")
-        return None
+        ), "execute_complete", context)
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
         group = RunNames.for_run(self.image, context["dag"].dag_id, context["run_id"]).resource_group

@@ -9,7 +9,7 @@ from typing import Any
 from airflow.sdk import BaseOperator, Context
 
 from image_factory.errors import SmokeTestError
-from image_factory.operators.base import DEFAULT_CONN_ID, event_or_fail, retry_only_transient
+from image_factory.operators.base import DEFAULT_CONN_ID, defer_unless_done, event_or_fail, retry_only_transient
 
 
 class SmokeTestOperator(BaseOperator):
@@ -28,21 +28,40 @@ class SmokeTestOperator(BaseOperator):
 
         return Build.from_task(self.plan, self.azure_conn_id)
 
-    def execute(self, context: Context) -> None:
+    def execute(self, context: Context) -> Any:
         from image_factory.pipeline import steps
-        from image_factory.triggers.compute import GuestPortTrigger
+        from image_factory.triggers.compute import VirtualMachinePowerStateTrigger
 
         image_id = self.capture.get("version_id") or self.capture.get("managed_image_id")
         with retry_only_transient(f"smoke VM in {self.region}"):
             b = self._build()
             smoke = steps.smoke_create(b, self.region, image_id)
-        self.log.info("Smoke VM %s in %s from %s (created in %.1f s)", smoke["vm"], self.region, image_id,
+        self.log.info("Smoke VM %s in %s from %s (create call took %.1f s)", smoke["vm"], self.region, image_id,
                       smoke["seconds"])
         context["ti"].xcom_push(key="create_seconds", value=smoke["seconds"])
-        self.defer(trigger=GuestPortTrigger(
-            host=smoke["address"], port=steps.guest_port(b)[0], protocol=steps.guest_port(b)[1],
-            timeout_seconds=self.timeout_seconds, poll_interval=self.poll_interval, started_at=time.time(),
-        ), method_name="execute_complete")
+        return defer_unless_done(self, VirtualMachinePowerStateTrigger(
+            azure_conn_id=self.azure_conn_id, resource_group=b.resource_group, vm_name=smoke["vm"],
+            target_states=["running"], timeout_seconds=self.timeout_seconds, poll_interval=self.poll_interval,
+            started_at=time.time(),
+        ), "vm_running", context)
+
+    def vm_running(self, context: Context, event: dict[str, Any] | None = None) -> Any:
+        from image_factory.pipeline import steps
+        from image_factory.triggers.compute import GuestPortTrigger
+
+        b = self._build()
+        try:
+            event_or_fail(f"smoke VM in {self.region} did not start", event)
+        except Exception:
+            with retry_only_transient(f"deleting the smoke VM in {self.region}"):
+                steps.smoke_delete(b, steps.smoke_vm(b, self.region)["vm"])
+            raise
+        smoke = steps.smoke_vm(b, self.region)
+        port, protocol = steps.guest_port(b)
+        return defer_unless_done(self, GuestPortTrigger(
+            host=smoke["address"], port=port, protocol=protocol, timeout_seconds=self.timeout_seconds,
+            poll_interval=self.poll_interval, started_at=time.time(),
+        ), "execute_complete", context)
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
         from image_factory.pipeline import steps

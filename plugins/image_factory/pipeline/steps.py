@@ -124,7 +124,8 @@ def provision(b: Build, env: dict[str, Any]) -> dict[str, Any]:
         vm = b.compute.ensure_vm(
             b.resource_group, plan["build_vm"], location=d.build_location, size=d.vm_size, image=plan["source"],
             os_type=d.os_type, computer_name=plan["build_computer_name"], admin_username=plan["build_user"],
-            nic_id=env["nic_id"], tags=run_tags(d.name, plan["run_id"], datetime.now(UTC), RUN_TTL), **creds)
+            nic_id=env["nic_id"], tags=run_tags(d.name, plan["run_id"], datetime.now(UTC), RUN_TTL), wait=False,
+            **creds)
         return {"vm_id": vm["id"], "created": vm["created"], "address": env["address"],
                 "port": WINRMS_PORT if b.windows else SSH_PORT}
     return _timed(run)
@@ -287,7 +288,7 @@ def smoke_create(b: Build, region: str, image_id: str) -> dict[str, Any]:
         b.compute.ensure_vm(
             b.resource_group, n["vm"], location=region, size=d.smoke_vm_size, image={"id": image_id},
             os_type=d.os_type, computer_name=n["computer_name"], admin_username=user, nic_id=net["nic_id"],
-            tags=tags, specialized=specialized, **creds)
+            tags=tags, specialized=specialized, wait=False, **creds)
         return smoke_vm(b, region)
     return _timed(run)
 

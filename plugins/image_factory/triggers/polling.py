@@ -21,6 +21,10 @@ def error_event(message: str, **details: Any) -> dict[str, Any]:
     return {"status": "error", "message": message, **details}
 
 
+class _NotYet(Exception):
+    """Raised by ``pause`` during ``check_once``: the first poll did not end the wait."""
+
+
 class PollingTrigger(BaseTrigger):
     """Poll until ``_wait`` returns an event; any exception becomes an error event."""
 
@@ -30,6 +34,7 @@ class PollingTrigger(BaseTrigger):
         self.poll_interval = float(poll_interval)
         self.started_at = time.time() if started_at is None else float(started_at)
         self._last_logged: dict[str, Any] = {}
+        self._probing = False
 
     # clock ---------------------------------------------------------------------------
     def elapsed(self) -> float:
@@ -40,7 +45,30 @@ class PollingTrigger(BaseTrigger):
 
     async def pause(self) -> None:
         """Wait a full interval between polls, never less (the SDK itself honours Retry-After)."""
+        if self._probing:
+            raise _NotYet
         await asyncio.sleep(self.poll_interval)
+
+    async def check_once(self) -> dict[str, Any] | None:
+        """Poll once, now: the success event if the wait is already over, else None.
+
+        Operators call this before deferring. A wait that is already over (the VM booted while
+        its create call ran) then completes in the task, which is faster, and avoids deferring to
+        a trigger that fires at once: Airflow 3.3 can mishandle an event that arrives within
+        moments of the deferral (apache/airflow#72716) and fail the resumed try.
+        """
+        self._probing = True
+        try:
+            event = await self._wait()
+        except Exception:  # not over yet, or not decidable in one poll: the trigger will tell
+            return None
+        finally:
+            self._probing = False
+        return event if event.get("status") == "success" else None
+
+    def check_now(self) -> dict[str, Any] | None:
+        """``check_once`` from synchronous code (an operator's ``execute``)."""
+        return asyncio.run(self.check_once())
 
     def log_if_changed(self, key: str, value: Any, message: str, *args: Any) -> None:
         """Log ``message`` only when ``value`` for ``key`` differs from what was logged last."""
