@@ -18,6 +18,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.microsoft.azure.hooks.base_azure import AzureBaseHook
+from azure.mgmt.core.polling.arm_polling import ARMPolling
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
@@ -236,6 +237,10 @@ class AzureResourceManagerHook(AzureBaseHook):
             stack.push_async_callback(resources.close)
             yield AsyncArmClients(compute=compute, resources=resources)
 
+    def lro(self) -> RetryAfterPolling:
+        """Polling for a long-running operation the hook waits on: Retry-After is honoured from the first poll."""
+        return RetryAfterPolling()  # one per operation: the SDK keeps the operation's state on it
+
     def get_conn(self) -> ComputeManagementClient:
         return self.compute
 
@@ -248,3 +253,20 @@ class AzureResourceManagerHook(AzureBaseHook):
             return False, f"{type(exc).__name__}: {exc}"
         where = "local Azure at " + self.endpoint if self.is_local else "Azure"
         return True, f"Signed in to {where}, subscription {self.subscription_id}."
+
+
+
+class RetryAfterPolling(ARMPolling):  # type: ignore[misc]
+    """ARM polling that also waits Retry-After before its first status request.
+
+    azure-core asks for the status the moment an operation starts, then honours Retry-After;
+    ARM asks clients not to poll sooner than Retry-After, and the factory's waits obey it.
+    """
+
+    _waited_first = False
+
+    def update_status(self) -> None:
+        if not self._waited_first:
+            self._waited_first = True
+            self._delay()
+        super().update_status()

@@ -71,7 +71,9 @@ class ComputeHook(AzureResourceManagerHook):
         )
         # wait=False: ARM's first answer (the VM exists, provisioning) is enough; the caller waits for the
         # guest in a deferrable task instead of holding a worker slot while it boots.
-        poller = self.compute.virtual_machines.begin_create_or_update(resource_group, name, body, polling=wait)
+        poller = self.compute.virtual_machines.begin_create_or_update(
+            resource_group, name, body, polling=self.lro() if wait else False
+        )
         return {"id": str(poller.result().id), "created": True}
 
     def _settled_vm(self, resource_group: str, name: str, timeout: float = 1800.0, poll: float = 5.0) -> Any:
@@ -109,7 +111,7 @@ class ComputeHook(AzureResourceManagerHook):
         }
 
     def deallocate(self, resource_group: str, name: str) -> None:
-        self.compute.virtual_machines.begin_deallocate(resource_group, name).result()
+        self.compute.virtual_machines.begin_deallocate(resource_group, name, polling=self.lro()).result()
 
     def generalize(self, resource_group: str, name: str) -> None:
         """Mark the (deprovisioned, deallocated) VM generalized so it can be captured."""
@@ -122,7 +124,9 @@ class ComputeHook(AzureResourceManagerHook):
         command = RunCommandInput(
             command_id="RunPowerShellScript" if windows else "RunShellScript", script=script.splitlines()
         )
-        result = self.compute.virtual_machines.begin_run_command(resource_group, name, command).result()
+        result = self.compute.virtual_machines.begin_run_command(
+            resource_group, name, command, polling=self.lro()
+        ).result()
         statuses = [(str(s.code or ""), str(s.message or "")) for s in (result.value or [])]
         return _windows_streams(statuses) if windows else _linux_streams(statuses)
 
@@ -141,10 +145,12 @@ class ComputeHook(AzureResourceManagerHook):
         if vm is None:
             return False
         os_disk = vm.storage_profile.os_disk if vm.storage_profile else None
-        self.compute.virtual_machines.begin_delete(resource_group, name).result()
+        self.compute.virtual_machines.begin_delete(resource_group, name, polling=self.lro()).result()
         disk_name = os_disk.name if os_disk is not None else None
         if disk_name and get_or_none(self.compute.disks.get, resource_group, disk_name) is not None:
-            self.compute.disks.begin_delete(resource_group, disk_name).result()  # a VM made without deleteOption
+            self.compute.disks.begin_delete(
+                resource_group, disk_name, polling=self.lro()
+            ).result()  # a VM made without deleteOption
         return True
 
     # managed images ---------------------------------------------------------------------------------
@@ -165,8 +171,10 @@ class ComputeHook(AzureResourceManagerHook):
 
             made_by = (existing.tags or {}).get(TAG_VERSION_RUN)
             if made_by != tags.get(TAG_VERSION_RUN):  # someone else's image: never adopt or overwrite it
-                raise ValueError(f"managed image {name} already exists in {resource_group}, made by run "
-                                 f"{made_by!r}; choose another version or delete that image")
+                raise ValueError(
+                    f"managed image {name} already exists in {resource_group}, made by run "
+                    f"{made_by!r}; choose another version or delete that image"
+                )
             return str(existing.id)
         from azure.mgmt.compute.models import Image, ImageProperties, SubResource
 
@@ -177,7 +185,9 @@ class ComputeHook(AzureResourceManagerHook):
                 hyper_v_generation=hyper_v_generation, source_virtual_machine=SubResource(id=vm_id)
             ),
         )
-        return str(self.compute.images.begin_create_or_update(resource_group, name, body).result().id)
+        return str(
+            self.compute.images.begin_create_or_update(resource_group, name, body, polling=self.lro()).result().id
+        )
 
 
 def _version_key(version: str) -> tuple[int, ...]:

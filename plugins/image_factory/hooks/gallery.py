@@ -36,7 +36,7 @@ class GalleryHook(AzureResourceManagerHook):
         from azure.mgmt.compute.models import Gallery
 
         poller = self.compute.galleries.begin_create_or_update(
-            resource_group, name, Gallery(location=location, tags=tags)
+            resource_group, name, Gallery(location=location, tags=tags), polling=self.lro()
         )
         return str(poller.result().id)
 
@@ -62,7 +62,7 @@ class GalleryHook(AzureResourceManagerHook):
             ),
         )
         poller = self.compute.gallery_images.begin_create_or_update(
-            resource_group, gallery, definition.definition, body
+            resource_group, gallery, definition.definition, body, polling=self.lro()
         )
         return str(poller.result().id)
 
@@ -94,9 +94,15 @@ class GalleryHook(AzureResourceManagerHook):
         out = []
         for v in found:
             profile = v.publishing_profile
-            out.append({"name": str(v.name), "id": str(v.id), "provisioning_state": _text(v.provisioning_state),
-                        "tags": dict(v.tags or {}),
-                        "exclude_from_latest": bool(profile.exclude_from_latest) if profile else False})
+            out.append(
+                {
+                    "name": str(v.name),
+                    "id": str(v.id),
+                    "provisioning_state": _text(v.provisioning_state),
+                    "tags": dict(v.tags or {}),
+                    "exclude_from_latest": bool(profile.exclude_from_latest) if profile else False,
+                }
+            )
         return out
 
     def begin_create_version(
@@ -143,7 +149,9 @@ class GalleryHook(AzureResourceManagerHook):
                 storage_profile=cm.GalleryImageVersionStorageProfile(source=source),
             ),
         )
-        self.compute.gallery_image_versions.begin_create_or_update(resource_group, gallery, definition, version, body)
+        self.compute.gallery_image_versions.begin_create_or_update(
+            resource_group, gallery, definition, version, body, polling=False
+        )
         return self._version_id(resource_group, gallery, definition, version)
 
     def version_status(self, resource_group: str, gallery: str, definition: str, version: str) -> dict[str, Any] | None:
@@ -172,7 +180,7 @@ class GalleryHook(AzureResourceManagerHook):
         if get_or_none(versions.get, resource_group, gallery, definition, version) is None:
             return False
         try:
-            versions.begin_delete(resource_group, gallery, definition, version).result()
+            versions.begin_delete(resource_group, gallery, definition, version, polling=self.lro()).result()
         except ResourceNotFoundError:
             return False
         return True
@@ -185,7 +193,9 @@ class GalleryHook(AzureResourceManagerHook):
         update = GalleryImageVersionUpdate(
             properties=GalleryImageVersionProperties({"publishingProfile": {"excludeFromLatest": False}})
         )
-        self.compute.gallery_image_versions.begin_update(resource_group, gallery, definition, version, update).result()
+        self.compute.gallery_image_versions.begin_update(
+            resource_group, gallery, definition, version, update, polling=self.lro()
+        ).result()
 
     def _version_id(self, resource_group: str, gallery: str, definition: str, version: str) -> str:
         """The version's id without waiting for the create to finish (ARM ids are deterministic)."""

@@ -91,7 +91,9 @@ class NetworkHook(AzureResourceManagerHook):
         body = nm.NetworkSecurityGroup(
             location=location, tags=tags, properties=nm.NetworkSecurityGroupPropertiesFormat(security_rules=[rule])
         )
-        poller = self.network.network_security_groups.begin_create_or_update(resource_group, name, body)
+        poller = self.network.network_security_groups.begin_create_or_update(
+            resource_group, name, body, polling=self.lro()
+        )
         return str(poller.result().id)
 
     def _ensure_vnet(
@@ -115,7 +117,9 @@ class NetworkHook(AzureResourceManagerHook):
                 address_space=nm.AddressSpace(address_prefixes=[VNET_PREFIX]), subnets=[sub]
             ),
         )
-        created = self.network.virtual_networks.begin_create_or_update(resource_group, name, body).result()
+        created = self.network.virtual_networks.begin_create_or_update(
+            resource_group, name, body, polling=self.lro()
+        ).result()
         return str(next(s.id for s in created.subnets or [] if s.name == subnet))
 
     def _ensure_public_ip(self, resource_group: str, location: str, name: str, tags: dict[str, str]) -> str:
@@ -130,7 +134,11 @@ class NetworkHook(AzureResourceManagerHook):
             sku=nm.PublicIPAddressSku(name="Standard"),
             properties=nm.PublicIPAddressPropertiesFormat(public_ip_allocation_method="Static"),
         )
-        return str(self.network.public_ip_addresses.begin_create_or_update(resource_group, name, body).result().id)
+        return str(
+            self.network.public_ip_addresses.begin_create_or_update(resource_group, name, body, polling=self.lro())
+            .result()
+            .id
+        )
 
     def _ensure_nic(
         self, resource_group: str, location: str, name: str, subnet_id: str, pip_id: str, tags: dict[str, str]
@@ -151,7 +159,11 @@ class NetworkHook(AzureResourceManagerHook):
             tags=tags,
             properties=nm.NetworkInterfacePropertiesFormat(ip_configurations=[ip_config]),
         )
-        return str(self.network.network_interfaces.begin_create_or_update(resource_group, name, body).result().id)
+        return str(
+            self.network.network_interfaces.begin_create_or_update(resource_group, name, body, polling=self.lro())
+            .result()
+            .id
+        )
 
 
 def _as_cidr(value: str, *, origin: str) -> str:

@@ -31,7 +31,7 @@ class ResourceGroupHook(AzureResourceManagerHook):
         if not self.resource_group_exists(name):  # asked first: a DELETE of nothing is not an error everywhere
             return False
         try:
-            self.resources.resource_groups.begin_delete(name)
+            self.resources.resource_groups.begin_delete(name, polling=False)
         except ResourceNotFoundError:
             return False
         return True
