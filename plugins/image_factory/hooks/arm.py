@@ -141,6 +141,7 @@ class AzureResourceManagerHook(AzureBaseHook):
             return get_sync_default_azure_credential(**kwargs)
         from azure.identity import ClientSecretCredential, ManagedIdentityCredential
 
+        kwargs["http_logging_level"] = logging.DEBUG  # token requests at DEBUG, like every other request
         if kind == CLIENT_SECRET:
             return ClientSecretCredential(**kwargs)
         return ManagedIdentityCredential(**kwargs)
@@ -154,7 +155,7 @@ class AzureResourceManagerHook(AzureBaseHook):
             return get_async_default_azure_credential(**kwargs)
         from azure.identity.aio import ClientSecretCredential, ManagedIdentityCredential
 
-        kwargs["http_logging_level"] = logging.DEBUG  # token requests too: see async_clients
+        kwargs["http_logging_level"] = logging.DEBUG  # token requests at DEBUG, like every other request
         if kind == CLIENT_SECRET:
             return ClientSecretCredential(**kwargs)
         return ManagedIdentityCredential(**kwargs)
@@ -164,6 +165,8 @@ class AzureResourceManagerHook(AzureBaseHook):
             "base_url": self.endpoint,
             "credential_scopes": [LOCAL_SCOPE if self.is_local else ARM_SCOPE],
             "connection_verify": self.connection_verify,
+            # every request at INFO buries a task log's own lines; the dumps stay available at DEBUG
+            "http_logging_level": logging.DEBUG,
         }
 
     # clients ------------------------------------------------------------------
@@ -227,7 +230,7 @@ class AzureResourceManagerHook(AzureBaseHook):
         await self.aload_connection()
         subscription_id = self.subscription_id
         # a trigger polls for an hour: its log should show progress, not every request at INFO
-        client_kwargs = {**self._client_kwargs(), "http_logging_level": logging.DEBUG}
+        client_kwargs = self._client_kwargs()
         async with AsyncExitStack() as stack:
             credential = self._async_credential()
             stack.push_async_callback(credential.close)
