@@ -2,50 +2,24 @@
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import requests
 
+from devstack.localazure import free_port, lease_address_pool
+
 ROOT = Path(__file__).resolve().parents[1]
+__all__ = ["ROOT", "STARTED", "LocalAzure", "free_port", "lease_address_pool"]
 
 
 STARTED: list[LocalAzure] = []  # every start in this process, in order: which emulators did a test start?
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def lease_address_pool(port: int) -> tuple[str, Any]:
-    """A loopback /16 no other live local Azure on this machine holds (any process, via flock).
-
-    The lease is an exclusive lock on a file named after the pool; it ends when the file is closed,
-    which the kernel does for us if the process dies, so a crashed test never strands a pool.
-    """
-    leases = Path(tempfile.gettempdir()) / "local-azure-address-pools"
-    leases.mkdir(exist_ok=True)
-    for i in range(150):
-        octet = 101 + (port + i) % 150
-        handle = open(leases / f"127.{octet}.lock", "a")  # held open on purpose: it is the lease
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.close()
-            continue
-        return f"127.{octet}.0.0/16", handle
-    raise RuntimeError("every loopback address pool (127.101-250) is held by another local Azure")
 
 
 class LocalAzure:
