@@ -28,6 +28,8 @@ class _NotYet(Exception):
 class PollingTrigger(BaseTrigger):
     """Poll until ``_wait`` returns an event; any exception becomes an error event."""
 
+    SETTLE_SECONDS = 5.0
+
     def __init__(self, *, timeout_seconds: float, poll_interval: float, started_at: float | None) -> None:
         super().__init__()
         self.timeout_seconds = float(timeout_seconds)
@@ -94,6 +96,10 @@ class PollingTrigger(BaseTrigger):
         return f"{type(self).__module__}.{type(self).__qualname__}", self.kwargs()
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
+        # The task polled once just before deferring. Waiting a little before the first poll here
+        # also keeps an event from reaching the scheduler before the task's own report that it
+        # deferred, which Airflow 3.3 can mishandle (apache/airflow#71580, #72716).
+        await asyncio.sleep(min(self.SETTLE_SECONDS, max(self.timeout_seconds - self.elapsed(), 0.0)))
         try:
             event = await self._wait()
         except Exception as exc:  # the task decides what to do with any failure: it gets an event

@@ -94,6 +94,7 @@ def test_progress_is_logged_only_when_it_changes(timed_arm, timed_azure, tmp_pat
     _begin_version(timed_arm, g, "1.0.0")
     reads_before = timed_azure.request_counts().get("Microsoft.Compute/galleries/images/versions/read", 0)
     trigger = _trigger(TIMED_CONN, g, "1.0.0", poll_interval=0.02)
+    trigger.SETTLE_SECONDS = 0.0  # watch from the very start: the settle delay would miss the progress
     with capture_logs() as logs:  # a trigger logs through structlog, as in the triggerer
         event = first_event(trigger)
     polls = timed_azure.request_counts()["Microsoft.Compute/galleries/images/versions/read"] - reads_before

@@ -45,3 +45,18 @@ def test_an_unfinished_wait_returns_after_one_poll_without_sleeping() -> None:
 
 def test_an_error_is_left_for_the_trigger_to_report() -> None:
     assert Countdown(ready_at=1, fail=True).check_now() is None
+
+
+def test_the_trigger_settles_before_its_first_poll() -> None:
+    import asyncio
+
+    trigger = Countdown(ready_at=1)
+    trigger.SETTLE_SECONDS = 0.3
+
+    async def first() -> tuple[float, object]:
+        began = time.monotonic()
+        event = await trigger.run().__anext__()
+        return time.monotonic() - began, event.payload
+
+    waited, payload = asyncio.run(first())
+    assert payload == {"status": "success", "polls": 1} and waited >= 0.3
