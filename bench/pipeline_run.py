@@ -380,6 +380,18 @@ def _work_intervals(raw: dict[str, Any]) -> list[tuple[str, float, float]]:
             if e["event"].startswith("Trigger fired event")
         )
 
+    def ended(task: str, vm: str | None = None) -> list[float]:
+        """When the wait ended: its trigger fired or, for a wait that was already over when the task
+        polled once before deferring, the task's last log line."""
+        times = fired(task, vm)
+        if times:
+            return times
+        return sorted(
+            max(e["ts"] for e in events)
+            for key, events in logs.items()
+            if events and key.split("#")[0].split("[")[0] == task and (vm is None or _vm_of(events) == vm)
+        )
+
     def first_after(times: list[float], t: float) -> float | None:
         return next((x for x in times if x > t), None)
 
@@ -392,7 +404,7 @@ def _work_intervals(raw: dict[str, Any]) -> list[tuple[str, float, float]]:
         if r["method"] == "PUT" and r["operation"] == "Microsoft.Compute/virtualMachines/write":
             vm_puts[r["path"].rsplit("/", 1)[-1]].append(_sent(r))
     for vm, puts in vm_puts.items():
-        answered = fired("smoke_test", vm) if "smoke" in vm else fired("wait_for_guest")
+        answered = ended("smoke_test", vm) if "smoke" in vm else ended("wait_for_guest")
         for put in sorted(puts):
             add("VM PUT -> SSH answers", put, first_after(answered, put))
     for key, events in logs.items():
@@ -407,17 +419,17 @@ def _work_intervals(raw: dict[str, Any]) -> list[tuple[str, float, float]]:
             seconds = sum(s.get("seconds") or 0.0 for s in (raw.get("report") or {}).get("scripts", []))
             add("guest scripts (customise)", scripts[0]["ts"], scripts[0]["ts"] + seconds)
         elif task == "generalize":
-            add("deprovision + shutdown", scripts[0]["ts"], first_after(fired("wait_for_stop"), scripts[0]["ts"]))
+            add("deprovision + shutdown", scripts[0]["ts"], first_after(ended("wait_for_stop"), scripts[0]["ts"]))
     version_put = [_sent(r) for r in reqs if r["operation"] == "Microsoft.Compute/galleries/images/versions/write"]
     if version_put:
         add(
             "replication (version PUT -> all regions Completed)",
             min(version_put),
-            first_after(fired("replicate"), min(version_put)),
+            first_after(ended("replicate"), min(version_put)),
         )
     rg_delete = [_sent(r) for r in reqs if r["operation"] == "Microsoft.Resources/subscriptions/resourceGroups/delete"]
     if rg_delete:
-        add("resource group deletion", min(rg_delete), first_after(fired("teardown"), min(rg_delete)))
+        add("resource group deletion", min(rg_delete), first_after(ended("teardown"), min(rg_delete)))
     return sorted(work, key=lambda w: w[1])
 
 
