@@ -210,3 +210,30 @@ def test_recover_adopts_a_running_qemu_and_stops_strays(rt: tuple[qr.QemuRuntime
         runtime.destroy(VM)
         runtime.destroy(other)
     assert not runtime.root.exists() or not any(runtime.root.iterdir())
+
+
+def test_a_stalled_boot_is_recognised_by_a_lockup_or_a_silent_console(tmp_path, monkeypatch):
+    import time as _time
+    from types import SimpleNamespace
+
+    from emulator.guests.qemu.runtime import QemuRuntime
+
+    stalled = QemuRuntime._stalled
+    console = tmp_path / "console.log"
+    vm = SimpleNamespace(dir=tmp_path)
+    console.write_text("[    3.1] Run /init as init process\n")
+    watch: dict[str, float] = {"changed": _time.monotonic()}
+    assert stalled(None, vm, watch) is None  # progress: nothing to do
+    with console.open("a") as f:
+        f.write("[   52.0] watchdog: BUG: soft lockup - CPU#1 stuck for 23s! [udevadm:160]\n")
+    assert "lockup" in (stalled(None, vm, watch) or "")
+    # after a reset only what the new boot writes counts
+    watch = {"changed": _time.monotonic(), "offset": console.stat().st_size}
+    with console.open("a") as f:
+        f.write("[    2.0] Linux version 6.1.0\n")
+    assert stalled(None, vm, watch) is None
+    monkeypatch.setenv("LOCAL_AZURE_QEMU_STALL_RESET", "0.05")
+    watch["changed"] = _time.monotonic() - 1.0
+    assert "silent" in (stalled(None, vm, watch) or "")
+    monkeypatch.setenv("LOCAL_AZURE_QEMU_STALL_RESET", "0")
+    assert stalled(None, vm, watch) is None  # disabled
