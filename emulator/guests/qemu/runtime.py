@@ -81,7 +81,7 @@ def stall_seconds() -> float:
 # on these machines): the kernel says so on the console, or the console stops. A real machine
 # would not hang there, so the local Azure resets it (at most twice) instead of waiting the full
 # boot timeout for an OSProvisioningTimedOut.
-LOCKUP_MARKS = ("soft lockup", "hung_task", "blocked for more than", "rcu_sched detected stall")
+LOCKUP_MARKS = ("soft lockup", "hung_task", "blocked for more than", "detected stall", "self-detected stall")
 MAX_STALL_RESETS = 2
 
 
@@ -440,11 +440,13 @@ class QemuRuntime:
         now = time.monotonic()
         if size != watch.get("size"):
             watch["size"], watch["changed"] = size, now
+            start = max(int(watch.get("offset", 0)), int(watch.get("scanned", 0)), size - 65536)
+            watch["scanned"] = size  # each byte this boot wrote is looked at once, however fast it came
             with contextlib.suppress(OSError):
                 with console.open("rb") as f:
-                    f.seek(max(int(watch.get("offset", 0)), size - 4096))  # only what this boot wrote
-                    tail = f.read().decode(errors="replace")
-                if any(mark in tail for mark in LOCKUP_MARKS):
+                    f.seek(start)
+                    fresh = f.read(size - start).decode(errors="replace")
+                if any(mark in fresh for mark in LOCKUP_MARKS):
                     return "the kernel reported a lockup on the console"
             return None
         limit = stall_seconds()
@@ -497,7 +499,8 @@ class QemuRuntime:
                     with contextlib.suppress(Exception):
                         qmp.run(vm.sock("qmp.sock"), "system_reset", timeout=5)
                     with contextlib.suppress(OSError):
-                        watch = {"changed": time.monotonic(), "offset": (vm.dir / "console.log").stat().st_size}
+                        size = (vm.dir / "console.log").stat().st_size
+                        watch = {"changed": time.monotonic(), "offset": size, "scanned": size}
                 if not timed_out and time.monotonic() - started > boot_timeout():
                     timed_out = True
                     self._fire("failed", vm.vm_id, "OSProvisioningTimedOut",

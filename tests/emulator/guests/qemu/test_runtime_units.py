@@ -224,8 +224,9 @@ def test_a_stalled_boot_is_recognised_by_a_lockup_or_a_silent_console(tmp_path, 
     console.write_text("[    3.1] Run /init as init process\n")
     watch: dict[str, float] = {"changed": _time.monotonic()}
     assert stalled(None, vm, watch) is None  # progress: nothing to do
-    with console.open("a") as f:
+    with console.open("a") as f:  # the header, then a register dump longer than any fixed tail window
         f.write("[   52.0] watchdog: BUG: soft lockup - CPU#1 stuck for 23s! [udevadm:160]\n")
+        f.write("[   52.0] RAX: 0000000000000000 RBX: 0000558f88c0d5a0 RCX: 0000000000000004\n" * 200)  # ~16 KB: more than a 4 KB tail
     assert "lockup" in (stalled(None, vm, watch) or "")
     # after a reset only what the new boot writes counts
     watch = {"changed": _time.monotonic(), "offset": console.stat().st_size}
