@@ -8,6 +8,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -130,6 +132,20 @@ class LocalAzure:
 
         os.environ[f"AIRFLOW_CONN_{conn_id.upper()}"] = self.connection_uri_env()
         return AzureResourceManagerHook(conn_id)
+
+    @contextmanager
+    def connection(self, conn_id: str) -> Iterator[str]:
+        """``AIRFLOW_CONN_<conn_id>`` pointing at this instance for the block; the previous value comes back."""
+        key = f"AIRFLOW_CONN_{conn_id.upper()}"
+        old = os.environ.get(key)
+        os.environ[key] = self.connection_uri_env()
+        try:
+            yield conn_id
+        finally:
+            if old is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = old
 
     def connection_uri_env(self) -> str:
         """The Airflow connection (JSON form) that points the factory's hook at this local Azure."""

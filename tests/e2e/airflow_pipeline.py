@@ -157,16 +157,8 @@ def gallery_hook(emu: LocalAzure, conn_id: str = "e2e_airflow_azure") -> Iterato
     """The factory's GalleryHook pointed at ``emu`` through its own AIRFLOW_CONN_* entry."""
     from image_factory.hooks.gallery import GalleryHook
 
-    key = f"AIRFLOW_CONN_{conn_id.upper()}"
-    old = os.environ.get(key)
-    os.environ[key] = emu.connection_uri_env()
-    try:
+    with emu.connection(conn_id):
         yield GalleryHook(conn_id)
-    finally:
-        if old is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = old
 
 
 def versions_of_run(emu: LocalAzure, run_id: str) -> list[Any]:

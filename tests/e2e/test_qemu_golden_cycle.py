@@ -9,7 +9,6 @@ leaves no QEMU and no disk.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import time
 import uuid
@@ -50,16 +49,8 @@ def emu(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalAzure]:
 def arm(emu: LocalAzure) -> Iterator[Any]:
     from image_factory.hooks.arm import AzureResourceManagerHook
 
-    key = f"AIRFLOW_CONN_{CONN_ID.upper()}"
-    old = os.environ.get(key)
-    os.environ[key] = emu.connection_uri_env()
-    try:
+    with emu.connection(CONN_ID):
         yield AzureResourceManagerHook(CONN_ID)
-    finally:
-        if old is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = old
 
 
 def keypair() -> tuple[paramiko.Ed25519Key, str]:

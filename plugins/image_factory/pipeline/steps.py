@@ -368,10 +368,6 @@ def begin_teardown(b_or_conn: Any, resource_group: str) -> bool:
     return bool(hook.begin_delete_resource_group(resource_group))
 
 
-def require(condition: bool, message: str) -> None:
-    if not condition:
-        raise PermanentError(message)
-
 
 # 12. report ------------------------------------------------------------------------------
 def report(plan: dict[str, Any], stages: dict[str, Any]) -> dict[str, Any]:
