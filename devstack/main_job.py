@@ -221,6 +221,7 @@ class RunWatch:
         self.regions: dict[str, tuple[str, Any]] = {}
         self.version_id: str | None = None
         self.progress_unavailable = False
+        self.replication_closed = False
 
     def elapsed(self) -> float:
         return time.monotonic() - self.started
@@ -266,8 +267,14 @@ class RunWatch:
 
     def _note_replication(self, tis: list[dict[str, Any]], token: str) -> None:
         replicate = next((t for t in tis if t["task_id"] == "replicate"), None)
-        if replicate is None or replicate.get("state") not in ("running", "deferred", "queued", "scheduled"):
+        state = None if replicate is None else replicate.get("state")
+        # Once more after it succeeds: a replication shorter than a poll still shows where each region ended.
+        if state not in ("running", "deferred", "queued", "scheduled", "up_for_reschedule", "success"):
             return
+        if state == "success":
+            if self.replication_closed:
+                return
+            self.replication_closed = True
         if self.version_id is None:
             capture = self.stack.xcom(self.dag_id, self.run_id, "capture", token)
             self.version_id = (capture or {}).get("version_id")
