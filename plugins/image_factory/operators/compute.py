@@ -11,6 +11,12 @@ from airflow.sdk import BaseOperator, Context
 from image_factory.operators.base import DEFAULT_CONN_ID, defer_unless_done, event_or_fail, retry_only_transient
 
 
+def wait_began(event: dict[str, Any] | None) -> float:
+    """When a two-part wait (power state, then port) began: the second part's clock continues the first's, so
+    its event's ``seconds`` is the whole wait, as the stage timings report it."""
+    return time.time() - float((event or {}).get("seconds") or 0.0)
+
+
 class WaitForGuestOperator(BaseOperator):
     """Defer until the build VM runs and its SSH (or WinRM) answers, then pin its SSH host key through ARM."""
 
@@ -36,10 +42,12 @@ class WaitForGuestOperator(BaseOperator):
         from image_factory.triggers.compute import GuestPortTrigger
 
         event_or_fail("build VM provisioning", event)
+        began = wait_began(event)
         return defer_unless_done(self, GuestPortTrigger(
             host=self.vm["address"], port=int(self.vm["port"]),
             protocol="winrm" if self.plan["os_type"] == "Windows" else "ssh",
-            timeout_seconds=self.timeout_seconds, poll_interval=self.poll_interval, started_at=time.time(),
+            timeout_seconds=self.timeout_seconds + (time.time() - began), poll_interval=self.poll_interval,
+            started_at=began,
         ), "execute_complete", context)
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from airflow.sdk import BaseOperator, Context
 
 from image_factory.errors import SmokeTestError
 from image_factory.operators.base import DEFAULT_CONN_ID, defer_unless_done, event_or_fail, retry_only_transient
+from image_factory.operators.compute import wait_began
 
 
 class SmokeTestOperator(BaseOperator):
@@ -58,9 +59,11 @@ class SmokeTestOperator(BaseOperator):
             raise
         smoke = steps.smoke_vm(b, self.region)
         port, protocol = steps.guest_port(b)
+        began = wait_began(event)
         return defer_unless_done(self, GuestPortTrigger(
-            host=smoke["address"], port=port, protocol=protocol, timeout_seconds=self.timeout_seconds,
-            poll_interval=self.poll_interval, started_at=time.time(),
+            host=smoke["address"], port=port, protocol=protocol,
+            timeout_seconds=self.timeout_seconds + (time.time() - began), poll_interval=self.poll_interval,
+            started_at=began,
         ), "execute_complete", context)
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
