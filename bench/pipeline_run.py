@@ -53,6 +53,7 @@ DAG_ID = "golden_" + IMAGE
 CONN_ID = "bench_pipeline_run"
 LOCAL_SCOPE = "https://management.core.windows.net/.default"  # what the hook asks for on local Azure
 TARGETS = {"overhead_share": 0.05, "waiting_slot_share": 0.10, "arm_ratio": 1.5}
+STATE_WAIT_GAP_S = 30.0  # instanceView reads of one VM further apart than this belong to different waits
 OP_STATUS = re.compile(r"/(operations|capsOperations|operationresults|operationResults)/([0-9a-fA-F-]{36})")
 DEFINITIONS = {
     "stage wall": "first try's start -> last try's end (deferred time, retries and retry delays included)",
@@ -70,8 +71,10 @@ DEFINITIONS = {
     "orchestration overhead": "run wall time (DAG run start -> end) minus guest and disk time, as a share of the run",
     "ARM minimum": "distinct writes (method + resource path; a repeated write of the same resource counts once) + "
     "distinct resources read (one GET each, operation-status resources excluded) + for every "
-    "long-running operation polled, max(1, ceil(duration / Retry-After)) polls; Entra ID token "
-    "requests are not ARM and are counted apart",
+    "long-running operation polled, max(1, ceil(duration / Retry-After)) polls + for every wait on a "
+    "VM's state (a run of instanceView reads of one VM, a gap over STATE_WAIT_GAP_S starting a new "
+    "one), the reads one every Retry-After over that wait would make (the same floor an LRO poll has: "
+    "floor(span / Retry-After) + 1); Entra ID token requests are not ARM and are counted apart",
     "slot waiting": "slot time during which the task was blocked on an ARM long-running operation it polled "
     "itself (from the operation's startTime to the task's last poll of it, per the SDK's request "
     "lines in the task's log), plus every try that failed or was retried (its slot time bought "
@@ -458,18 +461,27 @@ def _arm(raw: dict[str, Any], start: float, end: float) -> dict[str, Any]:
     needed: Counter[str] = Counter()
     seen: set[tuple[str, str]] = set()
     polled: set[str] = set()
+    state_reads: dict[str, list[float]] = defaultdict(list)
     for r in arm:
         m = OP_STATUS.search(r["path"])
         if m and r["method"] == "GET":
             if m.group(2) not in polled:
                 polled.add(m.group(2))
                 needed[_kind(r)] += _polls_needed(ops.get(m.group(2)) or {}, retry_after)
+        elif r["method"] == "GET" and r["path"].rstrip("/").lower().endswith("/instanceview"):
+            state_reads[_kind(r) + " " + r["path"].lower()].append(_sent(r))
         elif (r["method"], r["path"]) not in seen:  # each write, and each resource read, once
             seen.add((r["method"], r["path"]))
             needed[_kind(r)] += 1
+    state_waits = 0
+    for key, times in state_reads.items():
+        waits = _state_waits(times)
+        state_waits += len(waits)
+        needed[key.rsplit(" ", 1)[0]] += sum(_state_polls_needed(span, retry_after) for span in waits)
     minimum = sum(needed.values())
     writes = sum(n for k, n in needed.items() if not k.startswith(("GET ", "HEAD ")))
     polls = sum(n for k, n in needed.items() if OP_STATUS_KIND.search(k))
+    state_polls = sum(n for k, n in needed.items() if k.lower().endswith("instanceview/read"))
     repeats = Counter({k: per_op[k] - needed[k] for k in per_op})
     return {
         "total": len(arm),
@@ -479,9 +491,11 @@ def _arm(raw: dict[str, Any], start: float, end: float) -> dict[str, Any]:
         "minimum": minimum,
         "minimum_parts": {
             "distinct_writes": writes,
-            "distinct_reads": minimum - writes - polls,
+            "distinct_reads": minimum - writes - polls - state_polls,
             "lro_polls_at_retry_after": polls,
             "lros_polled": len(polled),
+            "state_polls_at_retry_after": state_polls,
+            "state_waits": state_waits,
         },
         "ratio": len(arm) / minimum if minimum else float("nan"),
         "target": TARGETS["arm_ratio"],
@@ -504,6 +518,24 @@ def _polls_needed(op: dict[str, Any], retry_after: float) -> int:
     if op.get("start") is None or op.get("end") is None:
         return 1
     return max(1, math.ceil((op["end"] - op["start"]) / retry_after - 1e-9))
+
+
+def _state_waits(sent: list[float]) -> list[float]:
+    """The spans (first read → last read) of the waits in one VM's instanceView reads."""
+    spans: list[float] = []
+    times = sorted(sent)
+    first = previous = times[0] if times else 0.0
+    for t in times[1:]:
+        if t - previous > STATE_WAIT_GAP_S:
+            spans.append(previous - first)
+            first = t
+        previous = t
+    return [*spans, previous - first] if times else []
+
+
+def _state_polls_needed(span: float, retry_after: float) -> int:
+    """Reads one every Retry-After from a wait's first read to its last, both included."""
+    return math.floor(span / retry_after + 1e-9) + 1
 
 
 def _early_polls(arm: list[dict[str, Any]], ops: dict[str, Any], retry_after: float) -> list[dict[str, Any]]:
@@ -624,7 +656,8 @@ def render(report: dict[str, Any]) -> str:
     lines.append(
         f"ARM minimum: {a['minimum']} = {parts['distinct_writes']} distinct writes + "
         f"{parts['distinct_reads']} distinct reads + {parts['lro_polls_at_retry_after']} polls for "
-        f"{parts['lros_polled']} LROs at Retry-After {a['retry_after_s']:.0f} s"
+        f"{parts['lros_polled']} LROs + {parts.get('state_polls_at_retry_after', 0)} state reads for "
+        f"{parts.get('state_waits', 0)} waits on a VM's state, at Retry-After {a['retry_after_s']:.0f} s"
     )
     lines.append(
         f"ARM requests / minimum: {a['ratio']:.2f}x ({_verdict(a['met'])}, target <= {a['target']}x); "

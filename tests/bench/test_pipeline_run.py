@@ -91,3 +91,26 @@ def test_polls_sooner_than_retry_after_are_reported() -> None:
 def test_union_merges_overlaps() -> None:
     assert bench._union([(5.0, 6.0), (1.0, 3.0), (2.0, 4.0), (7.0, 7.0)]) == [(1.0, 4.0), (5.0, 6.0)]
     assert bench._measure(bench._intersect([(0.0, 10.0)], [(2.0, 3.0), (9.0, 12.0)])) == pytest.approx(2.0)
+
+
+def test_a_wait_on_a_vm_state_needs_one_read_per_retry_after_and_no_more() -> None:
+    view = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm1/instanceView"
+    boot = [2.0 * i for i in range(31)]  # a 60 s boot read every 2 s: 31 reads
+    stop = [500.0 + 3.0 * i for i in range(4)]  # later, a separate 9 s wait for it to stop: 4 reads
+    reads = [
+        {
+            "method": "GET",
+            "path": view,
+            "time": t,
+            "ms": 0.0,
+            "operation": "Microsoft.Compute/virtualMachines/instanceView/read",
+        }
+        for t in boot + stop
+    ]
+    arm = bench._arm({"requests": reads, "settings": {"retry_after": 1}}, 0.0, 600.0)
+    # one read a second over each wait: 61 + 10, so the run's 35 reads are well under the minimum
+    assert arm["minimum_parts"]["state_waits"] == 2
+    assert arm["minimum_parts"]["state_polls_at_retry_after"] == 71
+    assert arm["minimum"] == 71 and arm["total"] == 35 and arm["met"]
+    slow = bench._arm({"requests": reads, "settings": {"retry_after": 10}}, 0.0, 600.0)
+    assert slow["minimum"] == 7 + 1 and not slow["met"]  # reading every 2 s against a 10 s Retry-After wastes
