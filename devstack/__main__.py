@@ -1,4 +1,5 @@
-"""``python -m devstack up|run|status|down``: the local Azure and Airflow for the README's main job."""
+"""``python -m devstack up|run|status|down|pools|fleet``: the local Azure and Airflow for the README's main job,
+the factory's pools, and fleet rebuilds."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from devstack.main_job import ROOT, STOP_COMMAND, MainJob
 def parser() -> argparse.ArgumentParser:
     env = os.environ.get
     p = argparse.ArgumentParser(prog="python -m devstack", description=__doc__)
-    p.add_argument("command", choices=["up", "run", "status", "down"])
+    p.add_argument("command", choices=["up", "run", "status", "down", "pools", "fleet"])
     p.add_argument(
         "--state-dir",
         type=Path,
@@ -29,6 +30,9 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--airflow-home", type=Path, default=Path(env("IMAGE_FACTORY_AIRFLOW_HOME", str(ROOT / ".airflow"))))
     p.add_argument("--airflow-port", type=int, default=int(env("IMAGE_FACTORY_AIRFLOW_PORT", "8080")))
+    p.add_argument("--export", type=Path, help="pools: write them for `airflow pools import` instead of creating them")
+    p.add_argument("--rebuild", metavar="REASON", help="fleet: start a fleet rebuild (unpauses the image DAGs) first")
+    p.add_argument("--images", nargs="+", help="fleet --rebuild: only these images (default: all)")
     return p
 
 
@@ -50,6 +54,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "status":
         return show_status(job)
+    if args.command in ("pools", "fleet"):
+        return fleet_command(job, args)
     result = job.down()
     print(
         f"Stopped Airflow (PIDs {', '.join(map(str, result['airflow'].values())) or 'none recorded'}) and the "
@@ -60,6 +66,33 @@ def main(argv: list[str] | None = None) -> int:
     if result["still_running"]:
         print(f"still running: {result['still_running']}", file=sys.stderr)
         return 1
+    return 0
+
+
+def fleet_command(job: MainJob, args: argparse.Namespace) -> int:
+    """``pools``: create or update the factory's pools; ``fleet``: what runs and waits (optionally rebuild first)."""
+    import json
+
+    from devstack import fleet
+
+    include = fleet.include_dir()
+    if args.command == "pools" and args.export:
+        args.export.write_text(json.dumps(fleet.pool_file(fleet.factory_pools(include)), indent=2) + "\n")
+        print(f"Wrote {args.export}: load it with `airflow pools import {args.export}`")
+        return 0
+    stack = job.stack()
+    if not job.airflow_pids():
+        print("Airflow is not running here: start it with ./factory run (or python -m devstack up)", file=sys.stderr)
+        return 3
+    token = stack.token()
+    if args.command == "pools":
+        for pool in stack.ensure_pools():
+            print(f"{pool['name']}: {pool['slots']} slots ({pool['action']})")
+        return 0
+    if args.rebuild:
+        run_id = fleet.rebuild(stack, token, args.rebuild, args.images)
+        print(f"==> Started {fleet.FLEET_DAG_ID} run {run_id}: {stack.url}/dags/{fleet.FLEET_DAG_ID}")
+    print(fleet.render(fleet.status(stack, token, include)))
     return 0
 
 

@@ -62,6 +62,7 @@ class AirflowStack:
     parallelism: int = 4
     extra_env: dict[str, str] = field(default_factory=dict)
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    pools: list[dict[str, Any]] = field(default_factory=list)  # the factory's pools as start() left them
 
     @property
     def url(self) -> str:
@@ -117,7 +118,19 @@ class AirflowStack:
             log.close()
         self.pid_file.write_text(json.dumps({n: p.pid for n, p in self.procs.items()}))
         self.wait_healthy(timeout)
+        try:
+            self.pools = self.ensure_pools()
+        except Exception:  # e.g. include/fleet.yaml sizes a pool below a VM: nothing is left running
+            self.stop()
+            raise
         return self
+
+    def ensure_pools(self) -> list[dict[str, Any]]:
+        """The factory's pools (include/fleet.yaml), created before any run needs them: a task in a pool
+        that does not exist is never scheduled."""
+        from devstack.fleet import factory_pools, include_dir, sync_pools
+
+        return sync_pools(self, self.token(), factory_pools(include_dir(self.env())))
 
     def wait_healthy(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout

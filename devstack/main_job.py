@@ -29,6 +29,7 @@ STAGE_ORDER = (
     "build_environment",
     "provision_vm",
     "wait_for_guest",
+    "check_changes",
     "customise",
     "generalize",
     "wait_for_stop",
@@ -85,6 +86,7 @@ class MainJob:
         pids = self.airflow_pids()
         if pids and all(pid_alive(p) for p in pids.values()) and self._airflow_healthy(stack):
             self.say(f"==> Reusing Airflow on {stack.url} (PIDs {', '.join(map(str, pids.values()))})")
+            self.say_pools(stack.ensure_pools())  # include/fleet.yaml may have changed since it started
             return stack
         if pids:  # some component died: stop what is left of it, start all afresh
             stack.stop()
@@ -94,7 +96,12 @@ class MainJob:
         )
         stack.start()
         self.say(f"    PIDs {', '.join(f'{n} {p.pid}' for n, p in stack.procs.items())}")
+        self.say_pools(stack.pools)
         return stack
+
+    def say_pools(self, pools: list[dict[str, Any]]) -> None:
+        if pools:
+            self.say("    pools (include/fleet.yaml): " + ", ".join(f"{p['name']} {p['slots']}" for p in pools))
 
     def airflow_pids(self) -> dict[str, int]:
         """The recorded components whose PIDs still run an airflow command."""

@@ -8,8 +8,10 @@ from emulator.core.errors import ArmError
 from emulator.core.routing import ArmRequest, ArmResponse
 from emulator.ops.faults import FaultRule
 
-# copy_rate_mb_s: cap (MiB/s, 0 = none) on the gallery's replica copies, so tests can watch a copy progress
-SETTINGS = {"time_factor": float, "retry_after": int, "copy_rate_mb_s": float}
+# copy_rate_mb_s: cap (MiB/s, 0 = none) on the gallery's replica copies, so tests can watch a copy progress;
+# sysprep_seconds: wall-clock seconds a simulated sysprep /generalize takes (0 = 90 s x time factor), so tests
+# can watch one in progress while everything else is instant
+SETTINGS = {"time_factor": float, "retry_after": int, "copy_rate_mb_s": float, "sysprep_seconds": float}
 
 
 def _dispatcher(req: ArmRequest) -> Any:
@@ -121,6 +123,7 @@ def get_settings(req: ArmRequest) -> ArmResponse:
         "time_factor": req.ctx.current_time_factor(),
         "retry_after": store.get_setting("retry_after", 1),
         "copy_rate_mb_s": store.get_setting("copy_rate_mb_s", 0),
+        "sysprep_seconds": store.get_setting("sysprep_seconds", 0),
     })
 
 

@@ -21,6 +21,7 @@ PUBLIC_SERVICES = [
     "emulator.services.identity.urls",
     "emulator.ops.urls",
     "emulator.services.gallery.ops_urls",
+    "emulator.services.compute.ops_urls",
     "emulator.storage.urls",
     "emulator.guests.simulated.urls",
 ]

@@ -115,6 +115,8 @@ SCHEMA: dict[str, Any] = _obj({
     "schedule": _obj({
         "patch_tuesday_offset_days": {"type": "integer", "minimum": 0, "maximum": 27},
         "time": TIME_OF_DAY,
-        "publish_when_unchanged": {"type": "boolean"},
+        "publish_when_unchanged": {"type": "boolean", "default": True,
+                                   "description": "false: a scheduled rebuild that finds the source, the scripts "
+                                                  "and the package updates unchanged publishes nothing"},
     }),
 }, ["name", "gallery", "image", "source", "build", "replication"])

@@ -108,6 +108,11 @@ class ImageDefinition:
     def region_names(self) -> tuple[str, ...]:
         return tuple(r.name for r in self.regions)
 
+    @property
+    def publish_when_unchanged(self) -> bool:
+        """False: a scheduled rebuild that finds nothing changed publishes nothing (see changes.py)."""
+        return bool(self.schedule.get("publish_when_unchanged", True))
+
 
 def _field_path(error: ValidationError) -> str:
     out = ""

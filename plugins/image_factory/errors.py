@@ -2,11 +2,13 @@
 
 A task retries only what can heal by itself: throttling, server errors, timeouts and dropped
 connections. Bad input, a failing guest script or a 4xx from ARM fail at once, so a user is not
-left waiting through retries that cannot succeed.
+left waiting through retries that cannot succeed. A VM refused by the vCPU quota is neither: it
+waits for vCPUs to free up (``quota_exceeded``; the operators reschedule such a task).
 """
 
 from __future__ import annotations
 
+import re
 import socket
 from typing import Any
 
@@ -63,6 +65,26 @@ def is_transient(exc: BaseException) -> bool:
     if status == 409:
         return _code(exc) in TRANSIENT_409_CODES
     return status in TRANSIENT_STATUS
+
+
+_QUOTA = re.compile(r"exceeding approved (?P<quota>.+?)(?: Cores)? quota\. Additional details - .*?"
+                    r"Location: (?P<location>[\w-]+), Current Limit: (?P<limit>\d+), "
+                    r"Current Usage: (?P<usage>\d+), Additional Required: (?P<needed>\d+)")
+
+
+def quota_exceeded(exc: BaseException) -> dict[str, Any] | None:
+    """ARM's 409 for a VM that would exceed a vCPU quota: which quota, where, its limit, usage and shortfall.
+
+    Not a failure of the build: the vCPUs come back when other VMs are deallocated or deleted.
+    """
+    if _status(exc) != 409 or _code(exc) != "OperationNotAllowed":
+        return None
+    message = str(getattr(getattr(exc, "error", None), "message", "") or exc)
+    m = _QUOTA.search(message)
+    if m is None:
+        return None
+    return {"quota": m["quota"], "location": m["location"], "limit": int(m["limit"]), "usage": int(m["usage"]),
+            "needed": int(m["needed"])}
 
 
 def describe_arm_error(exc: BaseException) -> str:

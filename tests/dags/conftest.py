@@ -75,3 +75,33 @@ def leftovers(emu: LocalAzure, run_id: str) -> list[str]:
     """Resources still tagged with this run (the run's group and everything in it)."""
     found = emu.ops("GET", "inventory", tag=f"run-id={run_id}")["value"]
     return [r["id"] for r in found]
+
+
+def scheduled_test(dag: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """``dag.test()`` as the timetable's run: run type SCHEDULED, id ``scheduled__…``, triggered by the timetable.
+
+    dag.test() always creates a manual run through ``get_or_create_dagrun`` (a helper only it uses);
+    for this call that run is created the way the scheduler creates one, so the tasks read the run
+    type from the metadata DB as in a real scheduled run. The dates stay dag.test()'s (now).
+    """
+    import airflow.models.dagrun as dagrun_module
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.state import DagRunState
+    from airflow.utils.types import DagRunTriggeredByType, DagRunType
+    from sqlalchemy import select
+
+    def scheduled_dagrun(*, dag: Any, logical_date: Any, data_interval: Any, run_after: Any, conf: Any,
+                         start_date: Any, session: Any, **_manual: Any) -> Any:
+        earlier = session.scalar(select(DagRun).where(DagRun.dag_id == dag.dag_id, DagRun.logical_date == logical_date))
+        if earlier:
+            session.delete(earlier)
+            session.commit()
+        run_id = DagRun.generate_run_id(run_type=DagRunType.SCHEDULED, logical_date=logical_date, run_after=run_after)
+        return dag.create_dagrun(run_id=run_id, logical_date=logical_date, data_interval=data_interval,
+                                 run_after=run_after, conf=conf, run_type=DagRunType.SCHEDULED,
+                                 state=DagRunState.RUNNING, triggered_by=DagRunTriggeredByType.TIMETABLE,
+                                 triggering_user_name=None, start_date=start_date, session=session)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(dagrun_module, "get_or_create_dagrun", scheduled_dagrun)
+        return dag.test()

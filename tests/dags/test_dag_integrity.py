@@ -39,13 +39,14 @@ def test_every_dag_has_docs_tags_owner_and_retries(dagbag: Any) -> None:
 
 def test_pipeline_shape(dagbag: Any) -> None:
     dag = dagbag.dags["golden_debian12-web"]
-    chain = ["plan", "proceed", "build_environment", "provision_vm", "wait_for_guest", "customise", "generalize",
-             "wait_for_stop", "deallocate", "capture", "replicate", "smoke_regions", "smoke_test", "promote", "report"]
+    chain = ["plan", "proceed", "build_environment", "provision_vm", "wait_for_guest", "check_changes", "publish_needed",
+             "customise", "generalize", "wait_for_stop", "deallocate", "capture", "replicate", "smoke_regions",
+             "smoke_test", "promote", "report"]
     for upstream, downstream in itertools.pairwise(chain):
         assert upstream in dag.get_task(downstream).upstream_task_ids | {
             u for t in dag.get_task(downstream).upstream_list for u in t.upstream_task_ids}, (upstream, downstream)
     assert dag.get_task("plan").is_setup and dag.get_task("teardown").is_teardown
-    for waiting in ("wait_for_guest", "wait_for_stop", "replicate"):
+    for waiting in ("wait_for_guest", "generalize", "wait_for_stop", "replicate"):
         assert hasattr(dag.get_task(waiting), "execute_complete"), f"{waiting} must defer"
 
 

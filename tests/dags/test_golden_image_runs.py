@@ -15,6 +15,7 @@ from tests.localazure import LocalAzure
 pytestmark = [pytest.mark.guests("simulated"), pytest.mark.timeout(900)]
 
 ROOT = Path(__file__).resolve().parents[2]
+SYSPREP_SECONDS = 8.0  # longer than one ImageState read: the first look after starting it sees it at work
 
 
 def dag_for(name: str, folder: Path | None = None) -> Any:
@@ -34,13 +35,27 @@ def request_seq(emu: LocalAzure) -> int:
 
 
 @pytest.mark.parametrize("image", ["debian12-web", "debian12-specialized", "debian12-managed", "windows2022-base"])
-def test_each_image_dag_runs_to_success(factory_env: LocalAzure, image: str) -> None:
+def test_each_image_dag_runs_to_success(factory_env: LocalAzure, image: str,
+                                       capfd: pytest.CaptureFixture[str]) -> None:
     from image_factory.hooks.gallery import GalleryHook
 
     dag = dag_for(image)
-    run = dag.test()
+    windows = image.startswith("windows")
+    if windows:  # sysprep takes real seconds (all else stays instant), so generalize has to wait for it deferred
+        factory_env.settings(sysprep_seconds=SYSPREP_SECONDS)
+    try:
+        run = dag.test()
+    finally:
+        factory_env.settings(sysprep_seconds=0)
     states = task_states(run)
     assert all(s == "success" for s in states.values()), states
+    if windows:
+        out = "".join(capfd.readouterr())
+        assert xcom(run, "generalize")["mode"] == "sysprep"
+        assert xcom(run, "generalize")["image_state"] == "IMAGE_STATE_GENERALIZE_RESEAL_TO_OOBE"
+        assert out.count("Sysprep is still generalizing") >= 1, "generalize never deferred while sysprep ran"
+        assert out.count("Running guest script 'sysprep'") == 1  # resumed looks never start it again
+        assert out.count("Running guest script 'image-state'") >= 3  # before, right after, and after a deferral
     summary = xcom(run, "report")
     assert summary["image"] == image and summary["version"]
     assert summary["smoke"] and all(r["passed"] for r in summary["smoke"].values())

@@ -151,6 +151,23 @@ def test_a_failed_run_exits_non_zero_naming_the_task_and_its_log(deployment: Dep
     assert "Airflow UI:" in out
 
 
+def test_the_pools_exist_from_the_start_and_the_fleet_view_shows_them_and_each_image(deployment: Deployment) -> None:
+    from image_factory import fleet
+
+    config = fleet.load(ROOT / "include")
+    assert config is not None
+    vcpus, builds = config.limits("westeurope").vcpus, config.limits("westeurope").builds
+    pools = deployment.cli("pools", timeout=120)
+    assert pools.returncode == 0, pools.stdout + pools.stderr
+    assert f"image_factory_vcpus_westeurope: {vcpus} slots (unchanged)" in pools.stdout  # made when Airflow started
+    assert f"image_factory_builds_westeurope: {builds} slots (unchanged)" in pools.stdout
+    view = deployment.cli("fleet", timeout=120)
+    assert view.returncode == 0, view.stdout + view.stderr
+    assert re.search(rf"image_factory_vcpus_westeurope\s+0 /\s+0 /\s+0 /\s+0 of\s+{vcpus}, open {vcpus}", view.stdout)
+    assert re.search(r"golden_debian12-web\s+failed ", view.stdout), view.stdout  # the last run: the failed one
+    assert "MISSING" not in view.stdout and "Waiting task instances: none" in view.stdout
+
+
 def test_down_stops_every_recorded_process_and_leaves_nothing(deployment: Deployment) -> None:
     up = deployment.cli("up")
     assert up.returncode == 0, up.stdout + up.stderr

@@ -114,6 +114,7 @@ def test_rest_api_refuses_bad_conf_with_400_and_no_token_with_401(pipeline: Pipe
     runs_before = pipeline.stack.api("GET", f"dags/{DAG_ID}/dagRuns", pipeline.token).json()["total_entries"]
     since = pipeline.request_seq()
     for conf, words in [({"colour": "blue"}, "conf: unknown key(s) colour"),
+                        ({"regions": ["westeurope", "marsnorth"]}, "conf.regions: unknown region(s) marsnorth"),
                         ({"regions": ["eastus"]}, "conf.regions: must include the gallery's location 'westeurope'"),
                         ({"replicas": 0}, "replicas")]:
         resp = requests.post(url, json={"logical_date": None, "conf": conf}, headers=auth, timeout=30)

@@ -1127,6 +1127,28 @@ APT_LOCK_DPKG = ("E: Could not open lock file /var/lib/dpkg/lock-frontend - open
                  "E: Unable to acquire the dpkg frontend lock (/var/lib/dpkg/lock-frontend), are you root?")
 
 
+APT_SIMULATE = frozenset({"-s", "--simulate", "--just-print", "--dry-run", "--recon", "--no-act"})
+APT_SIMULATION_NOTE = ("NOTE: This is only a simulation!\n      apt-get needs root privileges for real execution.\n"
+                       "      Keep also in mind that locking is deactivated,\n"
+                       "      so don't depend on the relevance to the real current situation!\n")
+APT_UPDATES_SUITE = "bookworm-security"  # the simulated archive's monthly updates are +deb12uN security uploads
+
+
+def _apt_simulation(io: IO, changes: list[tuple[str, str, str]]) -> None:
+    """``Inst``/``Remv``/``Conf`` lines, as ``apt-get -s`` prints them after its summary."""
+    for name, old, version in changes:
+        if not version:
+            io.out.write(f"Remv {name} [{old}]\n")
+        elif old:
+            io.out.write(f"Inst {name} [{old}] ({version} Debian-Security:12/stable-security [amd64])\n")
+        else:
+            io.out.write(f"Inst {name} ({version} Debian:12/stable [amd64])\n")
+    for name, old, version in changes:
+        if version:
+            origin = "Debian-Security:12/stable-security" if old else "Debian:12/stable"
+            io.out.write(f"Conf {name} ({version} {origin} [amd64])\n")
+
+
 @program("apt-get", "apt", package="apt", locked=False)
 def apt_get(sh: Shell, argv: list[str], io: IO) -> int:
     flags, _, rest = _flags(argv[1:], ("-o", "-t", "-c"))
@@ -1137,9 +1159,15 @@ def apt_get(sh: Shell, argv: list[str], io: IO) -> int:
         return 100 if argv[0] == "apt-get" else 1
     action, names = rest[0], rest[1:]
     yes = bool({"-y", "--yes", "--assume-yes", "-qy", "-yq"} & flags) or "-y" in "".join(flags)
+    simulate = bool(APT_SIMULATE & flags)
     system = sh.system
     if action == "list" and argv[0] == "apt":
         with sh.locked():
+            if {"--upgradable", "--upgradeable"} & flags:  # against the lists of the last apt-get update
+                lists = int(system.os.get("apt", {}).get("lists_serial", 0))
+                for n, current, candidate in system.upgradable(lists):
+                    io.out.write(f"{n}/{APT_UPDATES_SUITE} {candidate} amd64 [upgradable from: {current}]\n")
+                return 0
             for n, v in sorted(system.packages.items()):
                 io.out.write(f"{n}/bookworm,now {v} amd64 [installed]\n")
         return 0
@@ -1149,7 +1177,7 @@ def apt_get(sh: Shell, argv: list[str], io: IO) -> int:
         return 0
     if action in ("update", "install", "upgrade", "dist-upgrade", "full-upgrade", "remove", "purge", "autoremove",
                   "reinstall"):
-        if sh.user != "root":
+        if sh.user != "root" and not (simulate and action != "update"):
             _err(io, APT_LOCK_LISTS if action == "update" else APT_LOCK_DPKG)
             return 100
     else:
@@ -1169,6 +1197,8 @@ def apt_get(sh: Shell, argv: list[str], io: IO) -> int:
                          if upgradable else "All packages are up to date.\n")
         sh.hooks.changed()
         return 0
+    if simulate and sh.user != "root":
+        io.out.write(APT_SIMULATION_NOTE)
     io.out.write("Reading package lists...\nBuilding dependency tree...\nReading state information...\n")
     with sh.locked():
         serial = int(system.os.get("apt", {}).get("lists_serial", 0))
@@ -1202,6 +1232,9 @@ def apt_get(sh: Shell, argv: list[str], io: IO) -> int:
     if removed:
         io.out.write("The following packages will be REMOVED:\n  " + " ".join(c[0] for c in removed) + "\n")
     io.out.write(f"{len(upgraded)} upgraded, {len(new)} newly installed, {len(removed)} to remove and 0 not upgraded.\n")
+    if simulate:  # what apt would do, in its -s notation; nothing changes
+        _apt_simulation(io, changes)
+        return 0
     extra = len(new) > len(names) if action == "install" else bool(changes)
     if changes and extra and not yes:
         io.out.write("Do you want to continue? [Y/n] Abort.\n")

@@ -141,7 +141,8 @@ class Guest:
     def changed(self) -> None:
         self.runtime.mark_dirty(self)
 
-    def later(self, azure_seconds: float, fn: Callable[[], None]) -> threading.Event:
+    def later(self, azure_seconds: float, fn: Callable[[], None], *,
+              override: str | None = None) -> threading.Event:
         done = threading.Event()
         gen = self.generation
 
@@ -154,7 +155,7 @@ class Guest:
             finally:
                 done.set()
 
-        self.runtime.call_later(self.duration(azure_seconds), run)
+        self.runtime.call_later(self.runtime.duration(azure_seconds, override), run)
         return done
 
     def log(self, message: str) -> None:
@@ -553,7 +554,13 @@ class SimulatedRuntime:
 
         self.loop.call_soon_threadsafe(arm)
 
-    def duration(self, azure_seconds: float) -> float:
+    def duration(self, azure_seconds: float, override: str | None = None) -> float:
+        """Wall-clock seconds for ``azure_seconds``: scaled by the time factor, unless the emulator setting
+        ``override`` holds a number above 0 (then that many seconds, whatever the time factor)."""
+        if override:
+            fixed = float(self.ctx.store.get_setting(override) or 0)
+            if fixed > 0:
+                return fixed
         return max(0.0, azure_seconds * self._time_factor)
 
     def refresh_time_factor(self) -> None:

@@ -153,7 +153,9 @@ class GuestHooks(Protocol):
     def power(self, action: str) -> None: ...  # "poweroff" | "reboot": scheduled, the caller then raises PowerOff
     def archive_serial(self) -> int: ...
     def changed(self) -> None: ...
-    def later(self, azure_seconds: float, fn: Callable[[], None]) -> threading.Event: ...  # set when fn has run
+    # set when fn has run; override: an emulator setting that, above 0, is the delay in wall-clock seconds instead
+    def later(self, azure_seconds: float, fn: Callable[[], None], *,
+              override: str | None = None) -> threading.Event: ...
     def log(self, message: str) -> None: ...
 
 
@@ -252,7 +254,8 @@ class FakeHooks:
     def changed(self) -> None:
         self.changes += 1
 
-    def later(self, azure_seconds: float, fn: Callable[[], None]) -> threading.Event:
+    def later(self, azure_seconds: float, fn: Callable[[], None], *,
+              override: str | None = None) -> threading.Event:
         """Instant time: run it now (tests step state machines explicitly)."""
         done = threading.Event()
         fn()

@@ -25,6 +25,9 @@ SPECIALIZING = "IMAGE_STATE_SPECIALIZE_RESEAL_TO_OOBE"
 STATE_KEY = r"HKEY_LOCAL_MACHINE\SOFTWARE\Microsoft\Windows\CurrentVersion\Setup\State"
 SYSPREP = r"C:\Windows\System32\Sysprep\sysprep.exe"
 SYSPREP_SECONDS = 90.0  # Azure-time a /generalize /oobe pass takes (scaled by the runtime)
+# the emulator setting that, above 0, makes every pass take that many wall-clock seconds instead (tests that
+# must watch a sysprep in progress, with all else instant at time factor 0)
+SYSPREP_SECONDS_SETTING = "sysprep_seconds"
 
 
 class SysprepError(Exception):

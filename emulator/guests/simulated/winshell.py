@@ -27,6 +27,7 @@ from emulator.guests.simulated.windows import (
     GENERALIZED,
     STATE_KEY,
     SYSPREP_SECONDS,
+    SYSPREP_SECONDS_SETTING,
     SysprepError,
     WindowsSystem,
 )
@@ -1244,7 +1245,7 @@ def start_sysprep(ctx: WinContext, args: list[str]) -> tuple[int, threading.Even
         if after in ("shutdown", "reboot"):
             ctx.hooks.power("poweroff" if after == "shutdown" else "reboot")
 
-    return 0, ctx.hooks.later(SYSPREP_SECONDS, finish)
+    return 0, ctx.hooks.later(SYSPREP_SECONDS, finish, override=SYSPREP_SECONDS_SETTING)
 
 
 @native("cmd")

@@ -29,7 +29,7 @@ from emulator.core.lifecycle import on_remove, remove
 from emulator.core.regions import canonical
 from emulator.core.store import Resource
 from emulator.guests.base import GuestRuntime, GuestSpec
-from emulator.services.compute import disks, instance_view, runtime, sources, vms
+from emulator.services.compute import disks, instance_view, quota, runtime, sources, vms
 from emulator.services.resources.models import get_group
 
 log = logging.getLogger("emulator.compute")
@@ -73,6 +73,10 @@ def wire(vm: Resource, *, with_view: bool = False) -> dict[str, Any]:
     if with_view:
         body["properties"]["instanceView"] = instance_view.build(vm)
     return body
+
+
+def vm_size(vm: Resource) -> str:
+    return str((vm.properties.get("hardwareProfile") or {}).get("vmSize") or "")
 
 
 def set_state(ctx: Context, vm: Resource, *, provisioning: str | None = None, power: str | None = None) -> None:
@@ -125,6 +129,7 @@ def put_vm(ctx: Context, group: str, name: str, body: dict[str, Any], tags: dict
     nics = _nics(ctx, rid, location, props.get("networkProfile"))
     os_disk = _os_disk(ctx, g.name, name, str(size), os_disk_in, source)
     rt = runtime.get(ctx)  # the request is valid: refuse it now if no guest can run
+    quota.allocate(ctx, location, str(size))  # then Azure's regional and family vCPU quota
     now = ctx.now()
 
     out = {k: copy.deepcopy(v) for k, v in props.items() if k not in READ_ONLY and k != "userData"}
@@ -175,6 +180,7 @@ def put_vm(ctx: Context, group: str, name: str, body: dict[str, Any], tags: dict
     for nic in nics:
         network.attach_nic(ctx, nic["id"], rid, primary=nic["primary"])
     ctx.store.put(vm)
+    quota.record(ctx, location)
     answer = Resource(id=rid, type=VM_TYPE, body=copy.deepcopy(vm.body), internal={})  # "Creating", as ARM answers
     if fail_with is None:
         boot_guest(ctx, rt, vm, password=guest.get("admin_password"))
@@ -271,11 +277,14 @@ def _retry(ctx: Context, vm: Resource, props: dict[str, Any], tags: dict[str, st
            fail_with: dict[str, str] | None) -> tuple[Resource, bool, str]:
     """A PUT on a VM that failed to come up tries again (a retried create carries the password again)."""
     rt = runtime.get(ctx)
+    if vm.internal.get("power") == "deallocated":
+        quota.allocate(ctx, vm.body["location"], vm_size(vm))
     vm.body["tags"] = tags
     op = begin(ctx, vm, "start", delay=None, fail_with=fail_with)
     vm.internal["error"] = None
     set_state(ctx, vm, provisioning="Updating", power="starting" if fail_with is None else None)
     ctx.store.put(vm)
+    quota.record(ctx, vm.body["location"])
     answer = Resource(id=vm.id, type=VM_TYPE, body=copy.deepcopy(vm.body), internal={})
     if fail_with is None:
         boot_guest(ctx, rt, vm, password=(props.get("osProfile") or {}).get("adminPassword") or None)

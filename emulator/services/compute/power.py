@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from emulator.core.context import Context
 from emulator.core.store import Resource
-from emulator.services.compute import models, runtime
+from emulator.services.compute import models, quota, runtime
 
 
 def begin_action(ctx: Context, group: str, name: str, action: str, fail_with: dict[str, str] | None, *,
@@ -31,10 +31,13 @@ def _start(ctx: Context, vm: Resource, fail_with: dict[str, str] | None, _skip: 
     if vm.internal.get("power") == "running" and not pending:
         return models.done_operation(ctx, vm)
     rt = runtime.get(ctx)
+    if vm.internal.get("power") == "deallocated":  # it needs a machine again: Azure checks the vCPU quota
+        quota.allocate(ctx, vm.body["location"], models.vm_size(vm))
     vm = models.preempt(ctx, vm)
     op = models.begin(ctx, vm, "start", delay=None, fail_with=fail_with)
     models.set_state(ctx, vm, provisioning="Updating", power="starting" if fail_with is None else None)
     ctx.store.put(vm)
+    quota.record(ctx, vm.body["location"])
     if fail_with is None:
         models.boot_guest(ctx, rt, vm)
     return op

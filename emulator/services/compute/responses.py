@@ -7,7 +7,7 @@ from typing import Any
 from emulator.core.regions import canonical
 from emulator.core.responses import listing, lro_action, lro_put, tags_of
 from emulator.core.routing import ArmRequest, ArmResponse
-from emulator.services.compute import disks, images, instance_view, marketplace, models, power, runcommand
+from emulator.services.compute import disks, images, instance_view, marketplace, models, power, quota, runcommand
 
 
 def _flag(req: ArmRequest, name: str) -> bool:
@@ -56,6 +56,28 @@ def list_all_vms(req: ArmRequest) -> ArmResponse:
 def list_vms_by_location(req: ArmRequest) -> ArmResponse:
     found = models.list_vms(req.ctx, location=req.params["location"])
     return listing([models.wire(vm) for vm in found])
+
+
+def list_usages(req: ArmRequest) -> ArmResponse:
+    """The region's vCPU quotas and what the subscription uses of them (``usage.list``)."""
+    return ArmResponse(200, {"value": quota.usage_list(req.ctx, req.params["location"])})
+
+
+# quotas in the operations API (/_emulator/quotas): limits settable at runtime, usage and high-water marks
+def list_quotas(req: ArmRequest) -> ArmResponse:
+    return ArmResponse(200, {"value": [quota.view(req.ctx, region) for region in quota.regions_in_view(req.ctx)]})
+
+
+def get_quota(req: ArmRequest) -> ArmResponse:
+    return ArmResponse(200, quota.view(req.ctx, req.params["location"]))
+
+
+def put_quota(req: ArmRequest) -> ArmResponse:
+    return ArmResponse(200, quota.set_limits(req.ctx, req.params["location"], req.json()))
+
+
+def reset_high_water(req: ArmRequest) -> ArmResponse:
+    return ArmResponse(200, quota.reset_high_water(req.ctx, req.params["location"]))
 
 
 def delete_vm(req: ArmRequest) -> ArmResponse:

@@ -24,6 +24,8 @@ router.add("POST", VM + "/runCommand", f"{VMT}/runCommand/action")(r.run_command
 router.add("GET", RG + NS + "/virtualMachines", f"{VMT}/read")(r.list_vms)
 router.add("GET", SUB + NS + "/virtualMachines", f"{VMT}/read")(r.list_all_vms)
 router.add("GET", SUB + NS + r"/locations/(?P<location>[^/]+)/virtualMachines", f"{VMT}/read")(r.list_vms_by_location)
+router.add("GET", SUB + NS + r"/locations/(?P<location>[^/]+)/usages", "Microsoft.Compute/locations/usages/read")(
+    r.list_usages)
 
 IMAGE = RG + NS + r"/images/(?P<image>[^/]+)"
 router.add("PUT", IMAGE, "Microsoft.Compute/images/write")(r.put_image)

@@ -30,6 +30,7 @@ from airflow.providers.ssh.hooks.ssh import SSHHook
 from airflow.sdk.log import mask_secret
 from tenacity import Retrying, retry_if_not_exception_type, stop_after_attempt, wait_fixed
 
+from image_factory import guest_commands
 from image_factory.errors import GuestScriptError
 
 if TYPE_CHECKING:
@@ -377,6 +378,21 @@ class GuestSSHHook(SSHHook):
         )
         rows = (line.split("\t", 1) for line in result.stdout.splitlines() if "\t" in line)
         return sorted((package, version) for package, version in rows)
+
+    def pending_upgrades(self) -> list[tuple[str, str]]:
+        """What a full upgrade would install now, as (package, version), after refreshing apt's lists.
+
+        Raises :class:`GuestScriptError` when the lists could not all be refreshed (no mirror
+        reachable: apt-get update then warns and exits 0 with old or no lists, which would
+        otherwise read as "nothing to upgrade").
+        """
+        update = self.run_script("apt-get update", guest_commands.LINUX_APT_UPDATE, check=False)
+        failure = guest_commands.apt_update_failure(update.exit_code, update.stdout, update.stderr)
+        if failure:
+            raise GuestScriptError("apt-get update", update.exit_code, self._redact(tail_of(update.stdout, update.stderr)),
+                                   reason=f"did not refresh the package lists ({failure})")
+        result = self.run_script("apt-get -s dist-upgrade", guest_commands.LINUX_SIMULATE_UPGRADE, log_output=False)
+        return guest_commands.parse_apt_simulation(result.stdout)
 
     def run_detached_shutdown(self, command: str, *, timeout: float = 600.0) -> DetachedResult:
         """Run a command that ends by powering the guest off (e.g. generalize), and say what was seen.

@@ -13,16 +13,15 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from image_factory import guest_commands
+from image_factory import changes, guest_commands, sysprep
 from image_factory.definitions import check_scripts
-from image_factory.errors import PermanentError, SmokeTestError
+from image_factory.errors import GuestScriptError, PermanentError, SmokeTestError
 from image_factory.naming import TAG_VERSION_RUN, run_tags
 from image_factory.pipeline.build import Build, include_dir, load_definition
 from image_factory.plan import PlanError, RunIdentity, check_params, describe_plan, make_plan
 
 SSH_PORT, WINRMS_PORT = 22, 5986
 RUN_TTL = timedelta(hours=12)
-WINDOWS_GENERALIZED_STATE = "IMAGE_STATE_GENERALIZE_RESEAL_TO_OOBE"
 
 
 def _timed(fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
@@ -33,7 +32,8 @@ def _timed(fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
 
 
 # 1. validate and plan ---------------------------------------------------------------
-def plan_run(image: str, dag_id: str, run_id: str, params: dict[str, Any], azure_conn_id: str) -> dict[str, Any]:
+def plan_run(image: str, dag_id: str, run_id: str, params: dict[str, Any], azure_conn_id: str, *,
+             run_type: str = "manual") -> dict[str, Any]:
     """Validate everything and decide the version; reads from Azure, writes nothing."""
     from image_factory.hooks.compute import ComputeHook
     from image_factory.hooks.gallery import GalleryHook
@@ -47,10 +47,33 @@ def plan_run(image: str, dag_id: str, run_id: str, params: dict[str, Any], azure
     plan = make_plan(definition, RunIdentity(dag_id, run_id), clean, resolved_source_version=resolved,
                      existing_versions=existing, subscription_id=compute.subscription_id)
     plan["planned_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+    plan["changes"] = _change_check(definition, plan, run_type, gallery)
     if plan["plan_only"]:
         plan["preview"] = describe_plan(definition, plan)
         _log_preview(plan["preview"])
     return plan
+
+
+def _change_check(definition: Any, plan: dict[str, Any], run_type: str, gallery: Any) -> dict[str, Any]:
+    """What this run is made of, compared with the newest published version (checked again in the guest)."""
+    import logging
+
+    may_skip, why = changes.policy(definition.publish_when_unchanged, run_type)
+    source, scripts = changes.source_tag(plan["source"]), changes.scripts_digest(definition.scripts)
+    if plan["version_reused"]:  # an earlier try of this run already started publishing: finish it
+        found = {"candidate": False, "against": None, "against_updates": None,
+                 "detail": f"this run already created version {plan['version']}"}
+    elif definition.gallery_version:
+        found = changes.compare(gallery.published_versions(definition.gallery_resource_group, definition.gallery_name,
+                                                           definition.definition),
+                                run_id=plan["run_id"], source=source, scripts=scripts)
+    else:
+        found = {"candidate": False, "against": None, "against_updates": None,
+                 "detail": "no gallery version to compare with (the definition publishes a managed image only)"}
+    check = {"may_skip": may_skip, "policy": why, "run_type": run_type, "source": source, "scripts": scripts,
+             "check_updates": not definition.publish_when_unchanged, **found}
+    logging.getLogger(__name__).info("Change check (%s run): %s; %s", run_type, why, found["detail"])
+    return check
 
 
 def _log_preview(preview: dict[str, Any]) -> None:
@@ -161,6 +184,33 @@ def _guest(b: Build, ready: dict[str, Any], *, user: str, role: str = "build") -
     return ssh(b, ready["address"], ready["host_key"], user=user, role=role)
 
 
+# 4b. anything changed? ------------------------------------------------------------------
+def check_changes(b: Build, ready: dict[str, Any]) -> dict[str, Any]:
+    """The guest's pending package updates (recorded on the version) and whether this run publishes, and why."""
+    import logging
+
+    def run() -> dict[str, Any]:
+        check = b.plan.get("changes") or {"policy": "planned without a change check: publishing"}
+        updates: str | None = None
+        unknown = ""
+        if not check.get("check_updates"):
+            unknown = f"not checked: {changes.OPTION} is true"
+        elif b.windows:  # no dependable, module-free way to ask Windows Update what it would install
+            updates, unknown = changes.UNKNOWN, "a Windows guest's pending updates are not checked"
+        else:
+            guest = _guest(b, ready, user=b.plan["build_user"])
+            guest.run_script("wait for cloud-init", guest_commands.LINUX_WAIT_FOR_CLOUD_INIT, check=False)
+            try:
+                updates = changes.updates_tag(guest.pending_upgrades())
+            except GuestScriptError as exc:  # e.g. no mirror reachable: unknown, so the run publishes
+                updates, unknown = changes.UNKNOWN, str(exc).split("; last lines", 1)[0]
+        decision = changes.decide(check, updates, unknown)
+        logging.getLogger(__name__).info("%s: %s", "Publishing" if decision["publish"] else
+                                         "Not publishing (teardown deletes the build VM)", decision["reason"])
+        return {**decision, "updates": updates, "against": check.get("against")}
+    return _timed(run)
+
+
 # 5. customise --------------------------------------------------------------------------
 def customise(b: Build, ready: dict[str, Any]) -> dict[str, Any]:
     """Run the definition's scripts in order; a failure names the script, exit code and output tail."""
@@ -181,7 +231,19 @@ def customise(b: Build, ready: dict[str, Any]) -> dict[str, Any]:
 
 
 # 6. generalize (or just power off, for a specialized image) -----------------------------------
-def generalize_guest(b: Build, ready: dict[str, Any], *, imagestate_deadline: float = 1800.0) -> dict[str, Any]:
+WINDOWS_SHUTDOWN = "shutdown /s /t 0 /f"
+
+
+def needs_sysprep(b: Build) -> bool:
+    """A generalized Windows image: sysprep works for minutes after it returns (the operator waits deferred)."""
+    return b.windows and b.definition.generalized
+
+
+def generalize_guest(b: Build, ready: dict[str, Any]) -> dict[str, Any]:
+    """One command after which the guest powers itself off: deprovision (Linux generalized) or a plain shutdown."""
+    if needs_sysprep(b):
+        raise ValueError("a generalized Windows guest is sysprepped: sysprep_start, sysprep_state, sysprep_shutdown")
+
     def run() -> dict[str, Any]:
         guest = _guest(b, ready, user=b.plan["build_user"])
         if not b.windows:
@@ -189,21 +251,28 @@ def generalize_guest(b: Build, ready: dict[str, Any], *, imagestate_deadline: fl
                        else guest_commands.linux_shutdown_command())
             seen = guest.run_detached_shutdown(command)
             return {"mode": "deprovision" if b.definition.generalized else "shutdown", "output": str(seen)[-2000:]}
-        if not b.definition.generalized:
-            guest.run_script("shutdown", "shutdown /s /t 0 /f")
-            return {"mode": "shutdown"}
-        guest.run_script("sysprep", guest.sysprep_command())
-        deadline = time.monotonic() + imagestate_deadline
-        state = guest.image_state()
-        while state != WINDOWS_GENERALIZED_STATE:
-            if time.monotonic() > deadline:
-                raise PermanentError(f"sysprep did not reach {WINDOWS_GENERALIZED_STATE} within "
-                                     f"{imagestate_deadline:.0f} s (ImageState is {state})")
-            time.sleep(5)
-            state = guest.image_state()
-        guest.run_script("shutdown", "shutdown /s /t 0 /f")
-        return {"mode": "sysprep", "image_state": state}
+        guest.run_script("shutdown", WINDOWS_SHUTDOWN)
+        return {"mode": "shutdown"}
     return _timed(run)
+
+
+def sysprep_start(b: Build, ready: dict[str, Any]) -> tuple[bool, str]:
+    """Start sysprep unless ImageState shows an earlier try already ran it; (started now, ImageState after)."""
+    guest = _guest(b, ready, user=b.plan["build_user"])
+    state = str(guest.image_state())
+    if not sysprep.must_start(state):
+        return False, state
+    guest.run_script("sysprep", guest.sysprep_command())
+    return True, str(guest.image_state())
+
+
+def sysprep_state(b: Build, ready: dict[str, Any]) -> str:
+    """The build VM's ImageState now (its WinRM password derived again from the run, never carried)."""
+    return str(_guest(b, ready, user=b.plan["build_user"]).image_state())
+
+
+def sysprep_shutdown(b: Build, ready: dict[str, Any]) -> None:
+    _guest(b, ready, user=b.plan["build_user"]).run_script("shutdown", WINDOWS_SHUTDOWN)
 
 
 # 7. deallocate + ARM generalize ------------------------------------------------------------
@@ -218,13 +287,20 @@ def deallocate_and_mark(b: Build) -> dict[str, Any]:
 
 
 # 8. capture -----------------------------------------------------------------------------
-def capture(b: Build, vm_id: str) -> dict[str, Any]:
-    """The managed image and/or the gallery version (excluded from latest until promoted)."""
+def capture(b: Build, vm_id: str, checked: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The managed image and/or the gallery version (excluded from latest until promoted).
+
+    Tags record what the image is made of, for the next run's change check: the source, the
+    scripts' digest and (when checked) the package updates the source's guest was offered.
+    """
     def run() -> dict[str, Any]:
         d, plan = b.definition, b.plan
         out: dict[str, Any] = {"version": plan["version"]}
         tags = {TAG_VERSION_RUN: plan["run_id"][:256], "image": d.name,
-                "source": _source_tag(plan), "reason": str(plan.get("reason", ""))[:256]}
+                changes.TAG_SOURCE: _source_tag(plan), "reason": str(plan.get("reason", ""))[:256],
+                changes.TAG_SCRIPTS: changes.scripts_digest(d.scripts)}
+        if updates := (checked or {}).get("updates"):
+            tags[changes.TAG_UPDATES] = str(updates)[:256]
         source_id = vm_id
         if d.managed_image:
             m = d.managed_image
@@ -258,8 +334,7 @@ def managed_image_name(base: str, version: str) -> str:
 
 
 def _source_tag(plan: dict[str, Any]) -> str:
-    s = plan["source"]
-    return (s["id"] if "id" in s else f"{s['publisher']}:{s['offer']}:{s['sku']}:{s['version']}")[:256]
+    return changes.source_tag(plan["source"])
 
 
 # 9. smoke test, per region -------------------------------------------------------------------
@@ -371,7 +446,7 @@ def begin_teardown(b_or_conn: Any, resource_group: str) -> bool:
 
 # 12. report ------------------------------------------------------------------------------
 def report(plan: dict[str, Any], stages: dict[str, Any]) -> dict[str, Any]:
-    """What the run built, where it lives, how it tested, and how long each stage took."""
+    """What the run built, why it published, where it lives, how it tested, and how long each stage took."""
     timings = {name: out.get("seconds") for name, out in stages.items()
                if isinstance(out, dict) and isinstance(out.get("seconds"), (int, float))}
     smoke = [s for s in (stages.get("smoke_test") or []) if isinstance(s, dict)]
@@ -387,6 +462,7 @@ def report(plan: dict[str, Any], stages: dict[str, Any]) -> dict[str, Any]:
     return {
         "image": plan["image"],
         "version": plan["version"],
+        "publish_decision": (stages.get("check_changes") or {}).get("reason", ""),
         "version_id": capture_out.get("version_id"),
         "managed_image_id": capture_out.get("managed_image_id"),
         "source": plan["source"],

@@ -33,6 +33,7 @@ AUTH = {"Authorization": "Bearer x"}
 
 @pytest.mark.parametrize(("conf", "words"), [
     ({"colour": "blue"}, "conf: unknown key(s) colour"),
+    ({"regions": ["westeurope", "marsnorth"]}, "conf.regions: unknown region(s) marsnorth"),
     ({"regions": ["eastus"]}, "conf.regions: must include the gallery's location 'westeurope'"),
     ({"replicas": 500}, "conf.replicas: must be a whole number from 1 to 100"),
 ])

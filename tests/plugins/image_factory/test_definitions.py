@@ -53,6 +53,14 @@ def test_every_problem_is_reported_with_its_field_and_rule(web: dict[str, Any]) 
     assert found["image.sku"] == "is required"
 
 
+def test_unchanged_scheduled_rebuilds_publish_unless_the_definition_says_otherwise(web: dict[str, Any]) -> None:
+    assert parse(web, "images/x.yaml").publish_when_unchanged is True  # the default: monthly rebuilds publish
+    web["schedule"]["publish_when_unchanged"] = False
+    assert parse(web, "images/x.yaml").publish_when_unchanged is False
+    web["schedule"]["publish_when_unchanged"] = "no"
+    assert dict(problems(web))["schedule.publish_when_unchanged"] == "must be of type boolean (got str 'no')"
+
+
 def test_the_error_message_names_the_file(web: dict[str, Any]) -> None:
     web["image"]["os_type"] = "Solaris"
     with pytest.raises(DefinitionError, match=r"^images/x\.yaml: image\.os_type: must be one of Linux, Windows"):

@@ -27,6 +27,15 @@ def test_params_are_checked_and_unknown_keys_refused() -> None:
         check_params({"bump": "huge"}, WEB)
 
 
+def test_fields_left_empty_in_the_form_are_the_defaults() -> None:
+    """The trigger form sends null for an empty optional field: no reason is fine, plan only is off."""
+    form = {"version": None, "bump": "patch", "regions": None, "replicas": None, "source_version": None,
+            "plan_only": None, "reason": None}
+    assert check_params(form, WEB) == {"bump": "patch", "plan_only": False, "reason": ""}
+    assert check_params({**form, "reason": "", "regions": []}, WEB) == {"bump": "patch", "plan_only": False,
+                                                                        "reason": ""}
+
+
 def test_plan_is_concrete_and_small() -> None:
     plan = make_plan(WEB, RUN, check_params({"regions": ["westeurope", "northeurope"], "reason": "CVE"}, WEB),
                      resolved_source_version="0.20250316.2062", existing_versions=[Existing("1.0.4")],

@@ -12,7 +12,7 @@ from winrm.exceptions import InvalidCredentialsError
 
 from emulator.guests.simulated.runtime import SimulatedRuntime
 from emulator.guests.simulated.session import Fault
-from emulator.guests.simulated.windows import COMPLETE, GENERALIZED, UNDEPLOYABLE
+from emulator.guests.simulated.windows import COMPLETE, GENERALIZED, SYSPREP_SECONDS_SETTING, UNDEPLOYABLE
 from tests.emulator.guests.simulated.conftest import (
     WINDOWS_PASSWORD,
     WINRM_PORT,
@@ -100,6 +100,23 @@ def test_sysprep_image_state_progression_and_shutdown(store_dir: Path):
         assert captured["os"]["image_state"] == GENERALIZED
     finally:
         rt.close()
+
+
+def test_the_sysprep_seconds_setting_makes_sysprep_take_wall_clock_time(runtime: SimulatedRuntime, events: Events):
+    """At time factor 0 sysprep is instant, unless ``sysprep_seconds`` says how long it takes."""
+    addr = boot(runtime, events, windows_spec("winslowprep"))
+    s = session(addr)
+    read = f"(Get-ItemProperty {STATE}).ImageState"
+    runtime.ctx.store.set_setting(SYSPREP_SECONDS_SETTING, 2.0)
+    try:
+        began = time.monotonic()
+        assert s.run_ps(r"C:\Windows\System32\Sysprep\sysprep.exe /generalize /oobe /mode:vm /quit").status_code == 0
+        assert s.run_ps(read).std_out.decode().strip() == UNDEPLOYABLE
+        while (state := s.run_ps(read).std_out.decode().strip()) != GENERALIZED and time.monotonic() - began < 20:
+            time.sleep(0.1)
+        assert state == GENERALIZED and 1.8 <= time.monotonic() - began < 10
+    finally:
+        runtime.ctx.store.set_setting(SYSPREP_SECONDS_SETTING, 0)
 
 
 def test_sysprep_shutdown_stops_the_vm_and_its_disk_deploys(runtime: SimulatedRuntime, events: Events):

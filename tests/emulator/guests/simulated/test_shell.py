@@ -174,6 +174,31 @@ def test_upgrade_pulls_the_month_s_updates_deterministically(hooks: FakeHooks):
     assert any(catalog.archive_version(n, built) != v for n, v in expected.items())
 
 
+def test_simulated_upgrades_and_upgradable_list_show_the_month_s_updates_without_changing_anything():
+    from emulator.guests.simulated import disk
+
+    old = LinuxSystem(disk.base_disk("Linux", "debian-12", "0.20240101.1")["os"])
+    built = old.os["built_serial"]
+    later = FakeHooks(serial=built + 6)
+    before = dict(old.packages)
+    assert run(old, later, "apt-get update", user="root")[0] == 0
+    pending = old.upgradable(built + 6)
+    assert pending  # six months of updates
+    code, out, _ = run(old, later, "apt-get -s dist-upgrade")  # a simulation needs no root
+    assert code == 0 and out.startswith("NOTE: This is only a simulation!")
+    inst = [line for line in out.splitlines() if line.startswith("Inst ")]
+    assert inst == [f"Inst {n} [{o}] ({v} Debian-Security:12/stable-security [amd64])" for n, o, v in pending]
+    assert sum(line.startswith("Conf ") for line in out.splitlines()) == len(pending)
+    _, listed, err = run(old, later, "apt list --upgradable")
+    assert listed.splitlines() == [f"{n}/bookworm-security {v} amd64 [upgradable from: {o}]" for n, o, v in pending]
+    assert "does not have a stable CLI interface" in err
+    assert old.packages == before  # simulating and listing install nothing
+    assert run(old, later, "apt-get -y upgrade", user="root")[0] == 0
+    code, out, _ = run(old, later, "apt-get -s dist-upgrade", user="root")
+    assert code == 0 and "0 upgraded" in out and "Inst " not in out and "NOTE" not in out
+    assert run(old, later, "apt list --upgradable")[1] == ""
+
+
 def test_systemctl_and_cloud_init(debian: LinuxSystem, hooks: FakeHooks):
     _, out, _ = run(debian, hooks, "systemctl is-active ssh; systemctl is-enabled ssh; systemctl is-active nosuch; "
                                    "echo $?; cloud-init status --wait")

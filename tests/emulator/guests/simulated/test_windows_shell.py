@@ -31,7 +31,8 @@ class SteppedHooks(FakeHooks):
         super().__init__()
         self.pending: list[tuple[Callable[[], None], threading.Event]] = []
 
-    def later(self, azure_seconds: float, fn: Callable[[], None]) -> threading.Event:
+    def later(self, azure_seconds: float, fn: Callable[[], None], *,
+              override: str | None = None) -> threading.Event:
         done = threading.Event()
         self.pending.append((fn, done))
         return done

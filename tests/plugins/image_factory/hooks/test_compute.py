@@ -219,3 +219,25 @@ def test_a_vm_that_failed_to_provision_is_replaced_not_kept(
     names = [vm.name for vm in hook.compute.virtual_machines.list(build_group)]
     assert names.count(f"vm-{run}") == 1
     hook.delete_vm(build_group, f"vm-{run}")
+
+
+def test_a_vm_past_the_vcpu_quota_is_read_as_a_shortfall_to_wait_for(
+    hook: ComputeHook, azure_conn: str, build_group: str, local_azure: LocalAzure
+) -> None:
+    from azure.core.exceptions import HttpResponseError
+
+    from image_factory.errors import quota_exceeded
+
+    run = uuid.uuid4().hex[:8]
+    network = _nic(azure_conn, build_group, run)
+    local_azure.ops("PUT", f"quotas/{LOCATION}", {"families": {"standardESv5Family": 0}})  # a family no test uses
+    try:
+        with pytest.raises(HttpResponseError) as refused:
+            hook.ensure_vm(build_group, f"vm-{run}", **{**_vm_args(run, network["nic_id"], "latest"),
+                                                        "size": "Standard_E2s_v5"})
+    finally:
+        local_azure.ops("PUT", f"quotas/{LOCATION}", {})
+    assert quota_exceeded(refused.value) == {"quota": "standardESv5Family", "location": LOCATION, "limit": 0,
+                                             "usage": 0, "needed": 2}
+    assert hook.vm_state(build_group, f"vm-{run}") is None  # refused before anything was made
+    assert quota_exceeded(ValueError("exceeding approved Total Regional Cores quota")) is None

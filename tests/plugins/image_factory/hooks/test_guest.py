@@ -304,6 +304,35 @@ def test_package_manifest_lists_debian_packages(ssh: GuestSSHHook) -> None:
     assert all(version for version in manifest.values())
 
 
+@pytest.mark.guests("simulated")
+def test_pending_upgrades_are_what_apt_offers_after_refreshing_its_lists(ssh: GuestSSHHook) -> None:
+    pending = ssh.pending_upgrades()
+    listed = ssh.run_script("list", "apt list --upgradable 2>/dev/null", sudo=False).stdout.splitlines()
+    assert pending and sorted(pending) == sorted((line.split("/")[0], line.split()[1]) for line in listed)
+    installed = dict(ssh.package_manifest())
+    assert all(name in installed and installed[name] != version for name, version in pending)
+
+
+@pytest.mark.guests("simulated")
+@pytest.mark.parametrize(("exit_code", "stderr", "words"), [
+    (100, "E: Could not connect to debian-archive.trafficmanager.net", "exited 100: E: Could not connect"),
+    (0, "W: Failed to fetch http://debian-archive.trafficmanager.net/debian/dists/bookworm/InRelease  Temporary "
+        "failure resolving\nW: Some index files failed to download.", "exited 0: W: Failed to fetch"),
+])
+def test_pending_upgrades_refuse_to_answer_when_no_mirror_was_reached(
+    ssh: GuestSSHHook, linux: tuple[Guest, str], local_azure: Any, exit_code: int, stderr: str, words: str
+) -> None:
+    guest = f"guests/{linux[0].address}"
+    local_azure.ops("POST", f"{guest}/faults", {"match": "apt-get update*", "exit_code": exit_code, "stderr": stderr})
+    try:
+        with pytest.raises(GuestScriptError, match="did not refresh the package lists") as info:
+            ssh.pending_upgrades()
+    finally:
+        local_azure.ops("DELETE", f"{guest}/faults")
+    assert words in str(info.value)
+    assert ssh.pending_upgrades()  # the mirror is back
+
+
 def test_output_is_streamed_to_the_log_without_the_private_key(
     ssh: GuestSSHHook, keys: SshKeyPair, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
 ) -> None:
