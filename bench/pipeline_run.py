@@ -53,6 +53,7 @@ DAG_ID = "golden_" + IMAGE
 CONN_ID = "bench_pipeline_run"
 LOCAL_SCOPE = "https://management.core.windows.net/.default"  # what the hook asks for on local Azure
 TARGETS = {"overhead_share": 0.05, "waiting_slot_share": 0.10, "arm_ratio": 1.5}
+GUEST_SCRIPT_ENDED = re.compile(r"Guest script .* ended with exit code \S+ after ([0-9.]+) s")
 STATE_WAIT_GAP_S = 30.0  # instanceView reads of one VM further apart than this belong to different waits
 OP_STATUS = re.compile(r"/(operations|capsOperations|operationresults|operationResults)/([0-9a-fA-F-]{36})")
 DEFINITIONS = {
@@ -62,8 +63,9 @@ DEFINITIONS = {
     "guest and disk time": "length of the union of the intervals in which a guest or Azure was doing work the "
     "run waited for: every ARM long-running operation the run polled (its status "
     "resource's startTime -> endTime); each VM's PUT -> its SSH port answered (the wait "
-    "trigger's 'Trigger fired event'); the guest scripts (customise: the first script's "
-    "start + the scripts' own seconds; smoke checks: first script -> last PASS/FAIL line); "
+    "trigger's 'Trigger fired event'); the guest commands of customise and check_changes (each "
+    "from its start to its 'ended ... after N s' line, the wait for first-boot cloud-init included); "
+    "smoke checks (first script -> last PASS/FAIL line); "
     "deprovision command start -> the stop trigger fired; gallery version PUT -> the "
     "replication trigger fired; resource-group DELETE -> its trigger fired. Trigger-based "
     "ends include up to one poll interval (2-5 s) of polling, so the overhead is, if "
@@ -418,9 +420,17 @@ def _work_intervals(raw: dict[str, Any]) -> list[tuple[str, float, float]]:
         if task == "smoke_test":
             verdicts = [e["ts"] for e in events if e["event"].startswith(("PASS ", "FAIL "))]
             add("guest scripts (smoke checks)", scripts[0]["ts"], max(verdicts or [scripts[-1]["ts"]]))
-        elif task == "customise":
-            seconds = sum(s.get("seconds") or 0.0 for s in (raw.get("report") or {}).get("scripts", []))
-            add("guest scripts (customise)", scripts[0]["ts"], scripts[0]["ts"] + seconds)
+        elif task in ("customise", "check_changes"):
+            # each command from its start to the line that says how long it ran (first-boot cloud-init included:
+            # the guest finishing its own boot is guest work); without those lines, the report's script seconds
+            ended_lines = [e for e in events if GUEST_SCRIPT_ENDED.match(e["event"])]
+            if ended_lines:
+                for e in ended_lines:
+                    seconds = float(GUEST_SCRIPT_ENDED.match(e["event"]).group(1))  # type: ignore[union-attr]
+                    add(f"guest scripts ({task})", e["ts"] - seconds, e["ts"])
+            elif task == "customise":
+                seconds = sum(s.get("seconds") or 0.0 for s in (raw.get("report") or {}).get("scripts", []))
+                add("guest scripts (customise)", scripts[0]["ts"], scripts[0]["ts"] + seconds)
         elif task == "generalize":
             add("deprovision + shutdown", scripts[0]["ts"], first_after(ended("wait_for_stop"), scripts[0]["ts"]))
     version_put = [_sent(r) for r in reqs if r["operation"] == "Microsoft.Compute/galleries/images/versions/write"]

@@ -360,6 +360,7 @@ class GuestSSHHook(SSHHook):
         began = time.monotonic()
         _, exit_code, stdout, stderr = self._exec(name, command, payload, timeout, log_output=log_output)
         seconds = time.monotonic() - began
+        self.log.info("Guest script %r ended with exit code %s after %.3f s", name, exit_code, seconds)
         if exit_code is None:
             raise GuestScriptError(
                 name,
@@ -504,6 +505,7 @@ class GuestWinRMHook(WinRMHook):
         exit_code, stdout, raw_stderr = self._execute("powershell", arguments)
         stderr = decode_clixml(raw_stderr)
         seconds = time.monotonic() - began
+        self.log.info("Guest script %r ended with exit code %s after %.3f s", name, exit_code, seconds)
         if check and exit_code != 0:
             raise GuestScriptError(name, exit_code, self._redact(tail_of(stdout, stderr)))
         return ScriptResult(name, exit_code, stdout, stderr, seconds)
