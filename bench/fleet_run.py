@@ -11,7 +11,8 @@ set to its pool), in this order:
    individual builds (the solo mean times the fleet's size: the images differ only in name, region
    and VM size) and against the bound the builds pools set (per region, its builds' solo time over
    its builds pool, the longest region);
-3. from the REST API, every task instance of the fleet's image runs: the scheduler overhead of each
+3. from the REST API, every task instance of the fleet's image runs and their plans (resource groups):
+   the scheduler overhead of each
    (``DEFINITIONS``) and the image runs at once per region; from ``/api/v2/pools``, sampled every
    second, the most slots each pool had occupied; from the local Azure, the vCPU high-water mark
    and the VM writes it refused for the quota.
@@ -45,8 +46,9 @@ DEFINITIONS = {
     "the time it waited for a factory pool: its scheduled -> queued; for a task that deferred (its "
     "scheduled/queued times are its resumption's), ready -> the pool's last release before it started "
     "(another task instance of the pool ended, or resumed from a deferral and so gave its slots up "
-    "until queued again). Task instances a quota refusal rescheduled (their log says so) are left "
-    "out: their start is after the quota wait; so are skipped ones",
+    "until queued again). Task instances a quota refusal rescheduled are left out (the local Azure "
+    "refused a VM write in their run's resource group: the build VM's -> provision_vm, a smoke VM's -> "
+    "smoke_test): their start is after the quota wait; so are skipped ones",
     "split": "for task instances that neither deferred nor were rescheduled: ready -> scheduled (the scheduler "
     "saw the upstream end), scheduled -> queued (pools, executor slots), queued -> start (worker start-up)",
     "sum of the individual builds": "mean wall time of the solo builds (run start -> end) x the number of images",
@@ -99,18 +101,18 @@ def collect(images: int, solo: int, time_factor: float, parallelism: int, work: 
         print(f"  fleet of {images}: {run['state']} in {_wall(run):.1f} s", flush=True)
         raw["pools"] = {"most": watch.most, "slots": watch.slots, "starved_samples": watch.starved,
                         "samples": watch.samples}
-        raw["quota_refusals"] = watch.refusals
+        raw["quota_refusals"], raw["refused_paths"] = watch.refusals, watch.refused
         raw["quotas"] = f.emu.ops("GET", "quotas")["value"]
         token = f.renew_token()
-        raw["fleet_runs"], raw["task_instances"] = {}, {}
+        raw["fleet_runs"], raw["task_instances"], raw["groups"] = {}, {}, {}
         for dag_id in f.dag_ids:
             after = [r for r in _runs(f.stack, dag_id, token)
                      if str(r["conf"].get("reason", "")).startswith("bench.fleet_run (")]
             raw["fleet_runs"][dag_id] = after[-1] if after else None
             if after:
                 raw["task_instances"][dag_id] = f.stack.task_instances(dag_id, after[-1]["dag_run_id"], token)
+                raw["groups"][dag_id] = f.stack.xcom(dag_id, after[-1]["dag_run_id"], "plan", token)["resource_group"]
         raw["upstream"] = _upstream(f.stack, f.dag_ids[0], token)  # every image DAG has the same shape
-        raw["rescheduled"] = _rescheduled(f.stack, raw, token, slack=2.0)
     return raw
 
 
@@ -140,22 +142,23 @@ def _upstream(stack: Any, dag_id: str, token: str) -> dict[str, list[str]]:
     return up
 
 
-def _rescheduled(stack: Any, raw: dict[str, Any], token: str, *, slack: float) -> list[str]:
-    """Task instances in a factory pool that a quota refusal rescheduled (from their logs); only those whose
-    start came long enough after ready for a reschedule to fit are read."""
-    out = []
-    for dag_id, tis in raw["task_instances"].items():
-        run = raw["fleet_runs"][dag_id]
-        ready = _ready_times(tis, raw["upstream"], run)
-        for t in tis:
-            key = _key(t)
-            start = _ts(t.get("start_date"))
-            if not t["pool"].startswith("image_factory_") or start is None or start - ready.get(key, start) < slack:
-                continue
-            path = f"dags/{dag_id}/dagRuns/{t['dag_run_id']}/taskInstances/{t['task_id']}/logs/{t['try_number']}"
-            resp = stack.api("GET", path, token, params={"map_index": t["map_index"], "full_content": True})
-            if resp.ok and "Rescheduling task, marking task as UP_FOR_RESCHEDULE" in resp.text:
-                out.append(f"{dag_id}:{key}")
+def rescheduled(refused_paths: list[str], groups: dict[str, str]) -> set[str]:
+    """``dag_id:task`` of the task instances a quota refusal rescheduled, from the refused VM writes' paths:
+    the run's resource group (its plan) and the VM (``vm-smoke-…``: the smoke test, else the build VM).
+
+    (A rescheduled task keeps its try number, and its log file is written afresh when it runs again, so
+    the log does not tell.)"""
+    by_group = {g.lower(): d for d, g in groups.items()}
+    out = set()
+    for path in refused_paths:
+        parts = path.split("/")
+        low = [p.lower() for p in parts]
+        if "resourcegroups" not in low or "virtualmachines" not in low:
+            continue
+        dag_id = by_group.get(parts[low.index("resourcegroups") + 1].lower())
+        if dag_id is not None:
+            vm = parts[low.index("virtualmachines") + 1].lower()
+            out.add(f"{dag_id}:{'smoke_test' if vm.startswith('vm-smoke') else 'provision_vm'}")
     return out
 
 
@@ -208,7 +211,7 @@ def overheads(tis_by_dag: dict[str, list[dict[str, Any]]], runs: dict[str, dict[
         ready = _ready_times(tis, upstream, runs[dag_id])
         for t in tis:
             key, start = _key(t), _ts(t.get("start_date"))
-            if start is None or t["state"] == "skipped" or f"{dag_id}:{key}" in rescheduled:
+            if start is None or t["state"] == "skipped" or f"{dag_id}:{t['task_id']}" in rescheduled:
                 continue
             r, pooled = ready[key], t["pool"].startswith("image_factory_")
             row: dict[str, Any] = {"dag_id": dag_id, "task": key, "pool": t["pool"], "ready": r, "start": start}
@@ -242,7 +245,8 @@ def analyse(raw: dict[str, Any]) -> dict[str, Any]:
     total = solo_mean * images
     bound = max(rp["images"] * solo_mean / rp["builds"] for rp in raw["plan"].values() if rp["images"])
     runs = {d: r for d, r in raw["fleet_runs"].items() if r}
-    rows = overheads(raw["task_instances"], runs, raw["upstream"], set(raw["rescheduled"]))
+    waited = rescheduled(raw["refused_paths"], raw["groups"])
+    rows = overheads(raw["task_instances"], runs, raw["upstream"], waited)
     per = [r["overhead_s"] for r in rows]
     splits = [r["split_s"] for r in rows if "split_s" in r]
     regions: dict[str, Any] = {}
@@ -263,13 +267,15 @@ def analyse(raw: dict[str, Any]) -> dict[str, Any]:
         "state": raw["fleet_run"]["state"],
         "image_runs": {"success": sum(1 for r in runs.values() if r["state"] == "success"), "total": len(runs)},
         "solo_s": solo, "solo_mean_s": solo_mean, "fleet_wall_s": fleet_wall,
+        "fleet_build_mean_s": statistics.fmean(_wall(r) for r in runs.values()) if runs else float("nan"),
         "sum_of_individual_builds_s": total, "fleet_over_sum": fleet_wall / total if total else float("nan"),
         "builds_pool_bound_s": bound, "fleet_over_bound": fleet_wall / bound if bound else float("nan"),
         "overhead": {"tasks": len(per), "mean_s": statistics.fmean(per) if per else float("nan"),
                      "p50_s": _pct(per, 0.5), "p90_s": _pct(per, 0.9), "max_s": max(per, default=float("nan")),
                      "over_target": sum(1 for v in per if v > TARGET_OVERHEAD_S), "target_s": TARGET_OVERHEAD_S,
                      "met": bool(per) and statistics.fmean(per) <= TARGET_OVERHEAD_S,
-                     "rescheduled_left_out": len(raw["rescheduled"]),
+                     "rescheduled_left_out": sum(1 for d, tis in raw["task_instances"].items() for t in tis
+                                                 if f"{d}:{t['task_id']}" in waited),
                      "pool_wait_total_s": sum(r["pool_wait_s"] for r in rows),
                      "split_median_s": ({k: statistics.median(s[k] for s in splits) for k in splits[0]}
                                         if splits else {}),
@@ -287,7 +293,8 @@ def render(r: dict[str, Any]) -> str:
         f"fleet of {r['images']} images on simulated guests, time factor {r['time_factor']}, LocalExecutor "
         f"parallelism {r['parallelism']}: {r['state']} ({r['image_runs']['success']}/{r['image_runs']['total']} image "
         f"runs succeeded); 1-min load average: mean {r['load_1min']['mean']:.1f}, max {r['load_1min']['max']:.1f}",
-        f"solo builds: {', '.join(f'{s:.1f}' for s in r['solo_s'])} s (mean {r['solo_mean_s']:.1f} s)",
+        f"solo builds: {', '.join(f'{s:.1f}' for s in r['solo_s'])} s (mean {r['solo_mean_s']:.1f} s); "
+        f"the fleet's builds took {r['fleet_build_mean_s']:.1f} s on average (run start -> end)",
         f"fleet rebuild: {r['fleet_wall_s']:.1f} s = {r['fleet_over_sum']:.2f}x the sum of the individual builds "
         f"({r['sum_of_individual_builds_s']:.1f} s), {r['fleet_over_bound']:.2f}x the builds-pool bound "
         f"({r['builds_pool_bound_s']:.1f} s)",

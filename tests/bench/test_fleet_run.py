@@ -76,3 +76,11 @@ def test_overhead_counts_from_ready_and_leaves_out_pool_waits_and_reschedules() 
 def test_most_at_once_weights_overlapping_spans() -> None:
     assert most_at_once([(0.0, 10.0, 2), (5.0, 6.0, 4), (6.0, 8.0, 4), (10.0, 12.0, 8)]).most == 8
     assert most_at_once([(0.0, 1.0, 1), (1.0, 2.0, 1)]).most == 1  # one ends as the next starts
+
+
+def test_quota_refusals_point_at_the_task_that_was_rescheduled() -> None:
+    base = "/subscriptions/s/resourceGroups/{}/providers/Microsoft.Compute/virtualMachines/{}"
+    groups = {"golden_a": "rg-golden-a-1f2e", "golden_b": "rg-golden-b-9c8d"}
+    refused = [base.format("RG-GOLDEN-A-1F2E", "vm-build-1f2e"), base.format("rg-golden-b-9c8d", "vm-smoke-eastus-9c8d"),
+               base.format("rg-someone-else", "vm-build-0000")]
+    assert bench.rescheduled(refused, groups) == {"golden_a:provision_vm", "golden_b:smoke_test"}

@@ -138,6 +138,7 @@ class PoolWatch:
         self.samples = 0
         self.starved: dict[str, int] = {}  # samples in which a pool's waiting tasks asked for more than it had open
         self.refusals = 0
+        self.refused: list[str] = []  # the paths of the refused writes: which VM, in which run's group
         self._seq = int(emu.ops("GET", "requests")["total"])
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="pool-watch", daemon=True)
@@ -172,7 +173,9 @@ class PoolWatch:
             self.starved[p["name"]] = self.starved.get(p["name"], 0) + int(waiting)
         self.samples += 1
         log = self.emu.ops("GET", "requests", since=self._seq)  # the log is bounded: read it as it grows
-        self.refusals += sum(1 for e in log["entries"] if e["status"] == 409 and e["operation"] in self.VM_WRITES)
+        refused = [e["path"] for e in log["entries"] if e["status"] == 409 and e["operation"] in self.VM_WRITES]
+        self.refusals += len(refused)
+        self.refused += refused
         self._seq = int(log["total"])
 
 
