@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -76,12 +77,15 @@ def test_without_fleet_yaml_no_task_takes_a_factory_pool(tmp_path: Path) -> None
     assert {t.pool for t in fleet_dag(images).tasks} == {"default_pool"}
 
 
-def test_a_task_process_builds_only_the_dag_it_runs(tmp_path: Path) -> None:
-    from airflow.sdk.definitions._internal.dag_parsing_context import _airflow_parsing_context_manager
+def test_a_task_process_builds_only_the_dag_it_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from airflow.sdk.definitions.context import _AIRFLOW_PARSING_CONTEXT_DAG_ID, _AIRFLOW_PARSING_CONTEXT_TASK_ID
 
     from image_factory.dag_factory import image_dags
 
     images = include_with(tmp_path, {"defaults": {"vcpus": 8, "builds": 2}}, {})
     assert len(image_dags(images)) == 5  # the dag-processor: every definition, the broken one too
-    with _airflow_parsing_context_manager(dag_id="golden_debian12-web", task_id="customise"):  # as the task runner
-        assert list(image_dags(images)) == ["golden_debian12-web"]
+    # what the task runner sets while it parses the file for one task (its own context manager leaves the
+    # variables set when they were unset before, so the test sets them through monkeypatch)
+    monkeypatch.setenv(_AIRFLOW_PARSING_CONTEXT_DAG_ID, "golden_debian12-web")
+    monkeypatch.setenv(_AIRFLOW_PARSING_CONTEXT_TASK_ID, "customise")
+    assert list(image_dags(images)) == ["golden_debian12-web"]
