@@ -21,6 +21,7 @@ from image_factory.operators.base import DEFAULT_CONN_ID, retry_only_transient
 from image_factory.operators.compute import WaitForGuestOperator, WaitForPowerStateOperator
 from image_factory.operators.gallery import WaitForReplicationOperator
 from image_factory.operators.generalize import GeneralizeOperator
+from image_factory.operators.lineage import RecordLineageOperator
 from image_factory.operators.resources import TeardownOperator
 from image_factory.operators.smoke import SmokeTestOperator
 from image_factory.pipeline.build import include_dir
@@ -75,7 +76,7 @@ def _doc(d: ImageDefinition) -> str:
             f"- **Regions**: {regions}\n- **Scripts**:\n{scripts}\n- **Unchanged rebuilds**: {unchanged}\n\n"
             "Defined in `include/images/" + d.name + ".yaml`. Stages: plan → build environment → provision → "
             "wait for guest → check changes → customise → generalize → wait for stop → deallocate + generalize → "
-            "capture → replicate → smoke test per region → promote → report; teardown always runs.")
+            "capture → replicate → smoke test per region → promote → report; teardown and record lineage always run.")
 
 
 def _schedule(d: ImageDefinition) -> Any:
@@ -191,8 +192,13 @@ def image_dag(d: ImageDefinition, *, azure_conn_id: str = DEFAULT_CONN_ID, fleet
                              "check_changes": checked, "customise": custom, "generalize": gen.output,
                              "wait_for_stop": stopped.output, "deallocate": dealloc, "capture": cap, "replicate": replicated.output,
                              "smoke_test": smoke.output, "promote": promoted})
+        planned = cast(Any, p).operator  # the plan task itself: the setup both teardowns belong to
         teardown = TeardownOperator(task_id="teardown", image=d.name, azure_conn_id=conn)
-        summary >> teardown.as_teardown(setups=cast(Any, p).operator)  # the plan task itself
+        summary >> teardown.as_teardown(setups=planned)
+        # failed builds are recorded too; after teardown, so ``report`` stays a leaf that decides the run's state,
+        # and a failure to record fails the run (on_failure_fail_dagrun) rather than pass unseen
+        lineage = RecordLineageOperator(task_id="record_lineage", image=d.name, azure_conn_id=conn)
+        teardown >> lineage.as_teardown(setups=planned, on_failure_fail_dagrun=True)
     return dag
 
 

@@ -43,6 +43,13 @@ SHA256 = {"type": "string", "pattern": r"^[0-9a-f]{64}$", "description": "64 low
 RESOURCE_ID = {"type": "string", "pattern": r"^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/.+$",
                "description": "a full Azure resource id (/subscriptions/…/resourceGroups/…/providers/…)"}
 TIME_OF_DAY = {"type": "string", "pattern": r"^([01]\d|2[0-3]):[0-5]\d$", "description": "HH:MM, 24-hour clock"}
+PRINCIPAL_ID = {"type": "string",
+                "pattern": r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$",
+                "description": "a GUID, the principal's object id in Microsoft Entra ID (8-4-4-4-12 hex digits)"}
+PRINCIPAL_TYPES = ("User", "Group", "ServicePrincipal")
+ROLE_NAME = {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9 ._()/-]{0,127}$", "default": "Reader",
+             "description": "an Azure role name such as Reader: letters, digits, spaces and . _ ( ) / -, "
+                            "1-128 characters"}
 
 
 def _obj(properties: dict[str, Any], required: list[str] | None = None, **extra: Any) -> dict[str, Any]:
@@ -112,6 +119,11 @@ SCHEMA: dict[str, Any] = _obj({
                               ["name"]),
     }, minProperties=1),
     "end_of_life": _obj({"days": {"type": "integer", "minimum": 1, "maximum": 3650}}, ["days"]),
+    "sharing": {"type": "array", "maxItems": 100, "items": _obj({
+        "principal_id": PRINCIPAL_ID,
+        "principal_type": {"enum": list(PRINCIPAL_TYPES)},
+        "role": ROLE_NAME,
+    }, ["principal_id", "principal_type"])},
     "schedule": _obj({
         "patch_tuesday_offset_days": {"type": "integer", "minimum": 0, "maximum": 27},
         "time": TIME_OF_DAY,

@@ -53,6 +53,15 @@ class SmokeCheck:
 
 
 @dataclass(frozen=True)
+class Share:
+    """A role on the gallery image definition for one principal (who may use the image)."""
+
+    principal_id: str
+    principal_type: str
+    role: str = "Reader"
+
+
+@dataclass(frozen=True)
 class Source:
     """Exactly one of the three kinds is set."""
 
@@ -95,6 +104,7 @@ class ImageDefinition:
     managed_image: dict[str, str] | None
     end_of_life_days: int | None
     schedule: dict[str, Any] = field(default_factory=dict)
+    sharing: tuple[Share, ...] = ()
 
     @property
     def generalized(self) -> bool:
@@ -189,6 +199,14 @@ def _semantic_problems(raw: dict[str, Any], stem: str | None) -> list[tuple[str,
         if not script["path"].startswith(folder + "/"):
             problems.append((f"build.scripts[{i}].path",
                              f"must be under {folder}/ for an os_type {image['os_type']} image (got {script['path']!r})"))
+    shares = [(s["principal_id"].lower(), s.get("role", "Reader").lower()) for s in raw.get("sharing", [])]
+    for i, share in enumerate(shares):
+        if share in shares[:i]:
+            problems.append((f"sharing[{i}]", f"must not repeat sharing[{shares.index(share)}] (the same "
+                                              "principal_id and role)"))
+    if shares and not outputs.get("gallery_version", "managed_image" not in outputs):
+        problems.append(("sharing", "needs outputs.gallery_version: true (roles are assigned on the gallery image "
+                                    "definition)"))
     source = raw["source"]
     if "managed_image" in source and image["os_state"] == "Specialized":
         problems.append(("source.managed_image", "cannot feed a Specialized image (managed images are generalized)"))
@@ -235,6 +253,7 @@ def _build(raw: dict[str, Any]) -> ImageDefinition:
         managed_image=managed,
         end_of_life_days=(raw.get("end_of_life") or {}).get("days"),
         schedule=dict(raw.get("schedule", {})),
+        sharing=tuple(Share(**s) for s in raw.get("sharing", [])),
     )
 
 

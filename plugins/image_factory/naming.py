@@ -7,12 +7,14 @@ an earlier try created instead of making a second one, and a sweeper can tell wh
 from __future__ import annotations
 
 import hashlib
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 PROJECT_TAG = "golden-image-factory"
 TAG_PROJECT, TAG_IMAGE, TAG_RUN, TAG_CREATED, TAG_EXPIRY = "project", "image", "run-id", "created", "expiry"
 TAG_VERSION_RUN = "factory-run-id"  # on published versions: which run made them
+FACTORY_LOCK = "golden-image-factory-protect"  # the CanNotDelete lock on the golden images' resource group
 
 
 def run_digest(dag_id: str, run_id: str) -> str:
@@ -77,3 +79,10 @@ def run_tags(image: str, run_id: str, created: datetime, ttl: timedelta) -> dict
         TAG_CREATED: created.isoformat(timespec="seconds"),
         TAG_EXPIRY: (created + ttl).isoformat(timespec="seconds"),
     }
+
+
+def role_assignment_name(scope: str, principal_id: str, role_definition_id: str) -> str:
+    """The GUID of one principal's role at one scope: the same share always gets the same name, so a
+    retried task finds its assignment instead of making a second (ARM ids are case-insensitive)."""
+    key = "\0".join(part.lower().rstrip("/") for part in (scope, principal_id, role_definition_id))
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"{PROJECT_TAG}:role-assignment:{key}"))

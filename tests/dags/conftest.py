@@ -54,7 +54,7 @@ def task_states(dag_run: Any) -> dict[str, str]:
     with create_session() as session:
         for ti in session.query(TaskInstance).filter(TaskInstance.dag_id == dag_run.dag_id,
                                                      TaskInstance.run_id == dag_run.run_id):
-            state = str(ti.state.value if hasattr(ti.state, "value") else ti.state)
+            state = str(getattr(ti.state, "value", ti.state))
             prev = states.get(ti.task_id)
             if prev is None or (state in order and prev in order and order.index(state) < order.index(prev)):
                 states[ti.task_id] = state

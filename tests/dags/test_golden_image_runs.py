@@ -76,6 +76,31 @@ def test_each_image_dag_runs_to_success(factory_env: LocalAzure, image: str,
                                             definition.definition, d["version"]), "the version was not promoted"
     if not image.startswith("windows"):
         assert any(p.startswith("openssh-server=") for p in summary["packages"])
+    assert_gallery_locked_and_shared(image)
+
+
+def assert_gallery_locked_and_shared(image: str) -> None:
+    """After a run the gallery's group carries the factory's CanNotDelete lock and the definition its shares."""
+    from image_factory.hooks.access import AccessHook
+    from image_factory.naming import FACTORY_LOCK, role_assignment_name
+    from image_factory.pipeline.build import load_definition
+
+    d = load_definition(image)
+    access = AccessHook("image_factory_azure")
+    lock = access.locks.management_locks.get_at_resource_group_level(d.gallery_resource_group, FACTORY_LOCK)
+    assert lock.level == "CanNotDelete" and "golden-image factory" in (lock.notes or "")
+    if image == "debian12-web":
+        assert d.sharing, "debian12-web ships a sharing entry"
+    if not d.gallery_version:
+        return
+    scope = str(access.compute.gallery_images.get(d.gallery_resource_group, d.gallery_name, d.definition).id)
+    for share in d.sharing:
+        found = list(access.authorization.role_assignments.list_for_scope(
+            scope, filter=f"principalId eq '{share.principal_id}'"))
+        assert [(a.scope.lower(), a.principal_type) for a in found] == [(scope.lower(), share.principal_type)], found
+        role_guid = found[0].role_definition_id.rsplit("/", 1)[-1]
+        assert access.authorization.role_definitions.get(scope, role_guid).role_name == share.role
+        assert found[0].name == role_assignment_name(scope, share.principal_id, role_guid)
 
 
 def test_bad_input_is_rejected_with_zero_arm_writes(factory_env: LocalAzure, capfd: pytest.CaptureFixture[str]) -> None:

@@ -197,6 +197,34 @@ class GalleryHook(AzureResourceManagerHook):
             resource_group, gallery, definition, version, update, polling=self.lro()
         ).result()
 
+    def version_details(self, resource_group: str, gallery: str, definition: str, version: str) -> dict[str, Any] | None:
+        """Tags, ``end_of_life`` (ISO), ``exclude_from_latest`` and state of one version; None if absent."""
+        found = get_or_none(self.compute.gallery_image_versions.get, resource_group, gallery, definition, version)
+        if found is None:
+            return None
+        profile = found.publishing_profile
+        eol = profile.end_of_life_date if profile else None
+        return {"id": str(found.id), "tags": dict(found.tags or {}), "provisioning_state": _text(found.provisioning_state),
+                "exclude_from_latest": bool(profile.exclude_from_latest) if profile else False,
+                "end_of_life": eol.isoformat() if eol else None}
+
+    def update_version(self, resource_group: str, gallery: str, definition: str, version: str, *,
+                       tags: dict[str, str] | None = None, exclude_from_latest: bool | None = None,
+                       end_of_life: datetime | None = None) -> None:
+        """PATCH only what is given (tags are replaced whole: pass the merged set)."""
+        from azure.mgmt.compute.models import GalleryImageVersionProperties, GalleryImageVersionUpdate
+
+        profile: dict[str, Any] = {}
+        if exclude_from_latest is not None:
+            profile["excludeFromLatest"] = exclude_from_latest
+        if end_of_life is not None:
+            profile["endOfLifeDate"] = end_of_life.isoformat()
+        update = GalleryImageVersionUpdate(
+            tags=tags, properties=GalleryImageVersionProperties({"publishingProfile": profile}) if profile else None)
+        self.compute.gallery_image_versions.begin_update(
+            resource_group, gallery, definition, version, update, polling=self.lro()
+        ).result()
+
     def _version_id(self, resource_group: str, gallery: str, definition: str, version: str) -> str:
         """The version's id without waiting for the create to finish (ARM ids are deterministic)."""
         return (

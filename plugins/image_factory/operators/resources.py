@@ -1,4 +1,5 @@
-"""Teardown: delete the run's resource group (all its temporary resources) whatever happened."""
+"""Teardown: delete the run's resource group (all its temporary resources) whatever happened; and the
+sweeper's deletion of groups that dead runs left behind (the same deferred wait)."""
 
 from __future__ import annotations
 
@@ -40,3 +41,38 @@ class TeardownOperator(BaseOperator):
         group = RunNames.for_run(self.image, context["dag"].dag_id, context["run_id"]).resource_group
         event_or_fail(f"teardown of {group}", event)
         return {"resource_group": group, "deleted": True}
+
+
+class DeleteResourceGroupOperator(BaseOperator):
+    """Delete a named resource group (the sweeper's leftovers) and wait deferred until it is gone.
+
+    The same wait as a teardown; a group that is already gone is done, not an error.
+    """
+
+    template_fields = ("resource_group",)
+
+    def __init__(self, *, resource_group: str, azure_conn_id: str = DEFAULT_CONN_ID, timeout_seconds: float = 1800.0,
+                 poll_interval: float = 15.0, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.resource_group, self.azure_conn_id = resource_group, azure_conn_id
+        self.timeout_seconds, self.poll_interval = timeout_seconds, poll_interval
+
+    def execute(self, context: Context) -> Any:
+        from image_factory.hooks.resources import ResourceGroupHook
+        from image_factory.triggers.resources import ResourceGroupDeletedTrigger
+
+        group = self.resource_group
+        with retry_only_transient(f"delete {group}"):
+            started = ResourceGroupHook(self.azure_conn_id).begin_delete_resource_group(group)
+        if not started:
+            self.log.info("Resource group %s is already gone.", group)
+            return {"resource_group": group, "deleted": False}
+        self.log.info("Deleting resource group %s and everything in it.", group)
+        return defer_unless_done(self, ResourceGroupDeletedTrigger(
+            azure_conn_id=self.azure_conn_id, resource_group=group, timeout_seconds=self.timeout_seconds,
+            poll_interval=self.poll_interval, started_at=time.time(),
+        ), "execute_complete", context)
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
+        event_or_fail(f"deletion of {self.resource_group}", event)
+        return {"resource_group": self.resource_group, "deleted": True}

@@ -118,16 +118,24 @@ def _resolve_source_version(definition: Any, pinned: str | None, compute: Any, g
 
 # 2. build environment (setup) ---------------------------------------------------------
 def build_environment(b: Build) -> dict[str, Any]:
-    """The run's resource group and network (SSH/WinRM only from the worker), plus the gallery side."""
+    """The run's resource group and network (SSH/WinRM only from the worker), plus the gallery side:
+    the gallery's group locked against deletes, the image definition shared as the definition says."""
+    from image_factory.hooks.access import AccessHook
+
     def run() -> dict[str, Any]:
         d, names = b.definition, b.names
         tags = run_tags(d.name, b.plan["run_id"], datetime.now(UTC), RUN_TTL)
         b.groups.ensure_resource_group(b.resource_group, d.build_location, tags)
         permanent = {"project": tags["project"], "image": d.name}
         b.groups.ensure_resource_group(d.gallery_resource_group, d.gallery_location, permanent)
+        access = AccessHook(b.azure_conn_id)
+        access.ensure_delete_lock(d.gallery_resource_group)
         if d.gallery_version:
             b.gallery.ensure_gallery(d.gallery_resource_group, d.gallery_name, d.gallery_location, permanent)
-            b.gallery.ensure_image_definition(d.gallery_resource_group, d.gallery_name, d)
+            definition_id = b.gallery.ensure_image_definition(d.gallery_resource_group, d.gallery_name, d)
+            for i, share in enumerate(d.sharing):
+                access.ensure_role_assignment(definition_id, share.principal_id, share.role, share.principal_type,
+                                              field=f"sharing[{i}].role")
         allow = b.network.allowed_source()
         net = b.network.ensure_build_network(
             b.resource_group, d.build_location, vnet=names.vnet, subnet=names.subnet, nsg=names.nsg,
@@ -293,6 +301,8 @@ def capture(b: Build, vm_id: str, checked: dict[str, Any] | None = None) -> dict
     Tags record what the image is made of, for the next run's change check: the source, the
     scripts' digest and (when checked) the package updates the source's guest was offered.
     """
+    from image_factory.hooks.access import AccessHook
+
     def run() -> dict[str, Any]:
         d, plan = b.definition, b.plan
         out: dict[str, Any] = {"version": plan["version"]}
@@ -315,7 +325,8 @@ def capture(b: Build, vm_id: str, checked: dict[str, Any] | None = None) -> dict
                                      "run the DAG again to take the next version")
             status = b.gallery.version_status(*g)
             if status and status["provisioning_state"] == "Failed":
-                b.gallery.delete_version(*g)  # a failed earlier try: replaced, never patched in place
+                with AccessHook(b.azure_conn_id).lock_lifted(d.gallery_resource_group):
+                    b.gallery.delete_version(*g)  # a failed earlier try: replaced, never patched in place
                 status = None
             if status is None:
                 eol = (datetime.now(UTC) + timedelta(days=d.end_of_life_days)) if d.end_of_life_days else None

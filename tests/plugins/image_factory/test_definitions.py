@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from image_factory.definitions import DefinitionError, check_scripts, load_file, load_folder, parse
+from image_factory.definitions import DefinitionError, Share, check_scripts, load_file, load_folder, parse
 
 ROOT = Path(__file__).resolve().parents[3]
 IMAGES, SCRIPTS = ROOT / "include" / "images", ROOT / "include" / "scripts"
@@ -36,7 +36,7 @@ def test_shipped_definitions_validate_and_cover_the_required_kinds() -> None:
     assert ("Windows", "Generalized", False) in kinds
     assert ("Linux", "Generalized", True) in kinds
     web = defs["debian12-web"]
-    assert web.source.kind == "marketplace" and web.source.marketplace["version"] == "latest"
+    assert web.source.kind == "marketplace" and (web.source.marketplace or {}).get("version") == "latest"
     assert web.region_names == ("westeurope", "eastus")
     assert web.regions[1].replicas == 2 and web.regions[1].storage_account_type == "Standard_ZRS"
 
@@ -59,6 +59,45 @@ def test_unchanged_scheduled_rebuilds_publish_unless_the_definition_says_otherwi
     assert parse(web, "images/x.yaml").publish_when_unchanged is False
     web["schedule"]["publish_when_unchanged"] = "no"
     assert dict(problems(web))["schedule.publish_when_unchanged"] == "must be of type boolean (got str 'no')"
+
+
+def test_sharing_gives_each_principal_a_role_reader_by_default(web: dict[str, Any]) -> None:
+    group, app = "3F6C9A2E-7D41-4B8A-9E15-C0D2A4B6E8F1", "0b8e4c1d-2f3a-4e5b-8c6d-7e8f9a0b1c2d"
+    web["sharing"] = [{"principal_id": group, "principal_type": "Group"},
+                      {"principal_id": app, "principal_type": "ServicePrincipal", "role": "Compute Gallery Sharing Admin"}]
+    shares = parse(web, "images/x.yaml").sharing
+    assert shares == (Share(group, "Group", "Reader"), Share(app, "ServicePrincipal", "Compute Gallery Sharing Admin"))
+    del web["sharing"]
+    assert parse(web, "images/x.yaml").sharing == ()
+    shipped = load_file(IMAGES / "debian12-web.yaml").sharing
+    assert [(s.principal_type, s.role) for s in shipped] == [("Group", "Reader")]
+
+
+@pytest.mark.parametrize(("share", "field", "words"), [
+    ({"principal_id": "web-deployers", "principal_type": "Group"}, "sharing[0].principal_id",
+     "must be a GUID, the principal's object id in Microsoft Entra ID (8-4-4-4-12 hex digits) (got 'web-deployers')"),
+    ({"principal_id": "3f6c9a2e7d414b8a9e15c0d2a4b6e8f1", "principal_type": "Group"}, "sharing[0].principal_id",
+     "must be a GUID"),
+    ({"principal_id": "3f6c9a2e-7d41-4b8a-9e15-c0d2a4b6e8f1", "principal_type": "Team"}, "sharing[0].principal_type",
+     "must be one of User, Group, ServicePrincipal (got 'Team')"),
+    ({"principal_id": "3f6c9a2e-7d41-4b8a-9e15-c0d2a4b6e8f1"}, "sharing[0].principal_type", "is required"),
+    ({"principal_id": "3f6c9a2e-7d41-4b8a-9e15-c0d2a4b6e8f1", "principal_type": "User", "role": "Reader' or 1"},
+     "sharing[0].role", "must be an Azure role name such as Reader"),
+])
+def test_a_bad_share_is_named_with_its_field(web: dict[str, Any], share: dict[str, str], field: str,
+                                             words: str) -> None:
+    web["sharing"] = [share]
+    found = dict(problems(web))
+    assert words in found[field], found
+
+
+def test_sharing_needs_a_gallery_version_and_no_repeats(web: dict[str, Any]) -> None:
+    share = {"principal_id": "3f6c9a2e-7d41-4b8a-9e15-c0d2a4b6e8f1", "principal_type": "Group"}
+    web["sharing"] = [share, {**share, "principal_id": share["principal_id"].upper(), "role": "Reader"}]
+    assert dict(problems(web))["sharing[1]"] == "must not repeat sharing[0] (the same principal_id and role)"
+    web["sharing"] = [share]
+    web["outputs"] = {"gallery_version": False, "managed_image": {"name": "img-web"}}
+    assert dict(problems(web))["sharing"].startswith("needs outputs.gallery_version: true")
 
 
 def test_the_error_message_names_the_file(web: dict[str, Any]) -> None:
