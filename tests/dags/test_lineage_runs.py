@@ -3,55 +3,26 @@ store, the version tags and the Assets agreeing."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tests.dags.conftest import task_states, xcom
+from tests.dags.generations import GALLERY, MARKETPLACE, empty_include, from_gallery, run_image, write_generation
 from tests.localazure import LocalAzure
 
 pytestmark = [pytest.mark.guests("simulated"), pytest.mark.timeout(1200)]
 
-ROOT = Path(__file__).resolve().parents[2]
-GALLERY = ("rg-golden-images", "gal_golden")
-
-
-def _generation(include: Path, name: str, source: str) -> None:
-    """An image definition like debian12-web, published as its own definition, built from ``source``."""
-    text = (ROOT / "include" / "images" / "debian12-web.yaml").read_text()
-    text = text.replace("name: debian12-web", f"name: {name}").replace("definition: debian12-web", f"definition: {name}")
-    text = text.replace("sku: web", f"sku: {name}").replace("expect_output: image=debian12-web", f"expect_output: image={name}")
-    text = text.replace("  marketplace: {publisher: Debian, offer: debian-12, sku: 12-gen2, version: latest}", source)
-    text = text.replace("schedule: {patch_tuesday_offset_days: 1, time: \"02:00\"}\n", "")
-    (include / "images" / f"{name}.yaml").write_text(text)
-
-
-def _from_gallery(definition: str) -> str:
-    return (f"  gallery_image_version: {{resource_group: {GALLERY[0]}, gallery: {GALLERY[1]}, "
-            f"definition: {definition}, version: latest}}")
-
 
 @pytest.fixture
 def lineage_include(factory_env: LocalAzure, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    include = tmp_path / "include"
-    shutil.copytree(ROOT / "include", include)
-    for p in (include / "images").glob("*.yaml"):
-        p.unlink()
-    _generation(include, "lin-gen1", "  marketplace: {publisher: Debian, offer: debian-12, sku: 12-gen2, version: latest}")
-    _generation(include, "lin-gen2", _from_gallery("lin-gen1"))
-    _generation(include, "lin-gen3", _from_gallery("lin-gen2"))
+    include = empty_include(tmp_path)
+    write_generation(include, "lin-gen1", MARKETPLACE)
+    write_generation(include, "lin-gen2", from_gallery("lin-gen1"))
+    write_generation(include, "lin-gen3", from_gallery("lin-gen2"))
     monkeypatch.setenv("IMAGE_FACTORY_INCLUDE", str(include))
     monkeypatch.setenv("IMAGE_FACTORY_LINEAGE_URL", f"sqlite:///{tmp_path / 'lineage.db'}")
     return include
-
-
-def _run(include: Path, name: str, **conf: Any) -> Any:
-    from image_factory.dag_factory import image_dags
-
-    run = image_dags(include / "images")[f"golden_{name}"].test(run_conf=conf or None)
-    return run
 
 
 def test_three_generations_link_and_all_three_places_agree(lineage_include: Path) -> None:
@@ -61,7 +32,7 @@ def test_three_generations_link_and_all_three_places_agree(lineage_include: Path
 
     runs = {}
     for gen in ("lin-gen1", "lin-gen2", "lin-gen3"):
-        runs[gen] = _run(lineage_include, gen, reason=f"build {gen}")
+        runs[gen] = run_image(lineage_include, gen, reason=f"build {gen}")
         states = task_states(runs[gen])
         assert all(s == "success" for s in states.values()), (gen, states)
         assert xcom(runs[gen], "record_lineage")["status"] == "published"
@@ -107,7 +78,7 @@ def test_a_failed_build_is_recorded_with_where_it_stopped(lineage_include: Path)
     spec = lineage_include / "images" / "lin-gen1.yaml"
     digest = hashlib.sha256(failing.read_bytes()).hexdigest()
     spec.write_text(spec.read_text().replace("smoke:\n", f"    - {{path: linux/30-fails.sh, sha256: {digest}}}\nsmoke:\n", 1))
-    run = _run(lineage_include, "lin-gen1")
+    run = run_image(lineage_include, "lin-gen1")
     states = task_states(run)
     assert states["customise"] == "failed" and states["record_lineage"] == "success"
     assert run.state == "failed", "recording the lineage of a failed build must not turn the run green"

@@ -9,11 +9,15 @@ exactly one VM and one version and leaves nothing behind.
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from image_factory.published_dag import PUBLISHED_DAG_ID
 from tests.e2e.airflow_pipeline import (
     DAG_ID,
     IMAGE,
@@ -37,11 +41,15 @@ KILL_WINDOW_MS = 8000  # the killed request stays inside the emulator this long:
 
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
-    with running_pipeline(
-        tmp_path_factory.mktemp("airflow-pipeline"),
-        time_factor=TIME_FACTOR,
-        azure_env={"LOCAL_AZURE_LINUX_RUNTIME": "simulated"},
-    ) as p:
+    tmp = tmp_path_factory.mktemp("airflow-pipeline")
+    lineage = {  # the lineage store and OpenLineage's events, where the test can read them
+        "IMAGE_FACTORY_LINEAGE_URL": f"sqlite:///{tmp / 'lineage.db'}",
+        "AIRFLOW__OPENLINEAGE__TRANSPORT": json.dumps({"type": "file", "log_file_path": str(tmp / "openlineage.jsonl"),
+                                                       "append": True}),
+        "AIRFLOW__OPENLINEAGE__NAMESPACE": "golden-image-factory-e2e",
+    }
+    with running_pipeline(tmp, time_factor=TIME_FACTOR, azure_env={"LOCAL_AZURE_LINUX_RUNTIME": "simulated"},
+                          airflow_env=lineage) as p:
         yield p
 
 
@@ -57,6 +65,7 @@ def assert_one_promoted_version_and_no_leftovers(p: Pipeline, run_id: str) -> di
 
 
 def test_golden_image_run_through_the_rest_api(pipeline: Pipeline) -> None:
+    pipeline.stack.api("PATCH", f"dags/{PUBLISHED_DAG_ID}", pipeline.token, json={"is_paused": False}).raise_for_status()
     run_id = pipeline.trigger("e2e: REST API run")
     assert pipeline.wait_finished(run_id, RUN_TIMEOUT) == "success", pipeline.states(run_id)
     summary = assert_one_promoted_version_and_no_leftovers(pipeline, run_id)
@@ -69,6 +78,61 @@ def test_golden_image_run_through_the_rest_api(pipeline: Pipeline) -> None:
         fired = pipeline.fired_triggers(run_id, task_id, map_index)
         assert fired and all("'status': 'success'" in event for event in fired), (task_id, map_index, fired)
     print(f"\n{DAG_ID} {run_id}: {pipeline.run_seconds(run_id):.1f} s, version {summary['version']}")
+    assert_lineage_in_all_three_places(pipeline, run_id, summary)
+
+
+def assert_lineage_in_all_three_places(p: Pipeline, run_id: str, summary: dict[str, Any]) -> None:
+    """The store's record (trigger seen by the scheduler's listener), the version's tags, OpenLineage's
+    events and the Assets all describe the same version."""
+    from image_factory.lineage import record
+    from image_factory.lineage.store import LineageStore
+    from tests.e2e.airflow_pipeline import gallery_hook
+
+    store = LineageStore(p.stack.extra_env["IMAGE_FACTORY_LINEAGE_URL"])
+    rec = store.get(summary["version_id"])
+    assert rec["status"] == "published" and rec["run"]["run_id"] == run_id
+    assert (rec["run"]["trigger"], rec["run"]["triggered_by"]) == ("api", "admin")  # a REST API call, no Referer
+    assert rec["packages"] == sorted(summary["packages"]) and rec["source"]["version"] == summary["source"]["version"]
+    with gallery_hook(p.emu) as hook:
+        tags = hook.version_details("rg-golden-images", "gal_golden", "debian12-web", summary["version"])["tags"]
+    assert record.agreement(rec, tags) == []
+
+    events = [json.loads(line) for line in
+              Path(json.loads(p.stack.extra_env["AIRFLOW__OPENLINEAGE__TRANSPORT"])["log_file_path"]).read_text().splitlines()]
+    done = [e for e in events if e["eventType"] == "COMPLETE" and e["job"]["name"] == f"{DAG_ID}.record_lineage"
+            and e["run"]["facets"].get("goldenImageBuild", {}).get("version") == summary["version"]]
+    assert len(done) == 1, [e["job"]["name"] for e in events]
+    event = done[0]
+    src = summary["source"]
+    assert [(i["namespace"], i["name"]) for i in event["inputs"]] == [
+        ("azure-marketplace", f"{src['publisher']}:{src['offer']}:{src['sku']}:{src['version']}")]
+    assert [o["name"] for o in event["outputs"]] == [f"rg-golden-images/gal_golden/debian12-web/{summary['version']}"]
+    assert event["outputs"][0]["facets"]["goldenImageVersion"]["smoke"] == rec["smoke"]
+    build = event["run"]["facets"]["goldenImageBuild"]
+    assert build["packageManifest"] == tags[record.TAG_PACKAGES] and build["trigger"] == "api"
+
+    asset_events = p.stack.api("GET", "assets/events", p.token, params={"limit": 100}).json()["asset_events"]
+    mine = [e for e in asset_events if (e.get("extra") or {}).get("run_id") == run_id]
+    assert sorted(e["uri"].rstrip("/") for e in mine) == sorted(["golden-image://debian12-web",  # Airflow adds "/"
+                                                      f"azurecompute://{summary['version_id'].split('/')[2]}/"
+                                                      f"rg-golden-images/gal_golden/debian12-web/{summary['version']}"])
+    assert all(e["extra"]["version"] == summary["version"] for e in mine)
+    assert_published_dag_ran(p, summary)
+
+
+def assert_published_dag_ran(p: Pipeline, summary: dict[str, Any]) -> None:
+    """The DAG scheduled on the images' Assets ran for this version and announced its lineage."""
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        runs = p.stack.api("GET", f"dags/{PUBLISHED_DAG_ID}/dagRuns", p.token).json()["dag_runs"]
+        for run in runs:
+            if run["run_type"] == "asset_triggered" and run["state"] == "success":
+                announced = p.stack.xcom(PUBLISHED_DAG_ID, run["dag_run_id"], "announce", p.token)
+                if any(a["version"] == summary["version"] for a in announced):
+                    assert all(a["status"] == "published" for a in announced), announced
+                    return
+        time.sleep(2)
+    raise AssertionError(f"{PUBLISHED_DAG_ID} did not run for version {summary['version']}: {runs}")
 
 
 def test_worker_killed_while_provisioning(pipeline: Pipeline) -> None:

@@ -20,7 +20,7 @@ from image_factory.lineage.record import manifest_digest
 
 SCHEMA_BASE = "https://github.com/golden-image-factory/golden-image-factory/blob/main/plugins/image_factory/lineage"
 MARKETPLACE_NAMESPACE = "azure-marketplace"
-ASSET_SCHEME = "azurecompute"
+ASSET_SCHEME = "azurecompute"  # OpenLineage namespace and version Asset URI scheme
 
 
 @attr.define
@@ -96,11 +96,16 @@ def operator_lineage(record: Mapping[str, Any]) -> Any:
                            run_facets={"goldenImageBuild": build})
 
 
-def definition_asset_uri(subscription: str, resource_group: str, gallery: str, definition: str) -> str:
-    """The Asset a DAG schedules on to run whenever a new version of this image definition is published."""
-    return f"{ASSET_SCHEME}://{subscription}/{resource_group}/{gallery}/{definition}".lower()
+def definition_asset(image: str) -> Any:
+    """The Asset a DAG schedules on to run whenever a new version of this image is published (parse-time: no I/O)."""
+    from airflow.sdk import Asset
+
+    return Asset(name=f"golden_image_{image}", uri=f"golden-image://{image}")
 
 
-def version_asset_uri(version_id: str) -> str:
+def version_asset(version_id: str) -> Any:
+    """Each published version as an Asset of its own, named by the version's ARM id."""
+    from airflow.sdk import Asset
+
     namespace, name = dataset_name(version_id)
-    return f"{namespace}/{name}"
+    return Asset(name=f"{namespace}/{name}", uri=f"{namespace}/{name}")

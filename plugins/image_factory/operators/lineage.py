@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from airflow.sdk import Asset, AssetAlias, BaseOperator
+from airflow.sdk import AssetAlias, BaseOperator
 
 from image_factory.lineage import events, record
 from image_factory.operators.base import DEFAULT_CONN_ID
@@ -141,16 +141,14 @@ class RecordLineageOperator(BaseOperator):
         return str(found["end_of_life"]) if found["end_of_life"] else None
 
     def _announce(self, context: Any, b: Any, rec: dict[str, Any]) -> None:
-        d = b.definition
+        """Asset events for the image (what DAGs schedule on) and for the new version itself."""
         extra = {"image": rec["image"], "version": rec["version"], "version_id": rec.get("version_id"),
-                 "managed_image_id": rec.get("managed_image_id"), "run_id": rec["run"]["run_id"]}
+                 "managed_image_id": rec.get("managed_image_id"), "artifact_id": rec["artifact_id"],
+                 "run_id": rec["run"]["run_id"]}
         outlet = context["outlet_events"][AssetAlias(alias_name(self.image))]
-        if d.gallery_version and rec.get("version_id"):
-            uri = events.definition_asset_uri(b.compute.subscription_id, d.gallery_resource_group, d.gallery_name,
-                                              d.definition)
-            outlet.add(Asset(name=f"golden_image_{d.name}", uri=uri), extra=extra)
-            version_uri = events.version_asset_uri(rec["version_id"])
-            outlet.add(Asset(name=f"golden_image_{d.name}_{rec['version']}", uri=version_uri), extra=extra)
+        outlet.add(events.definition_asset(self.image), extra=extra)
+        if rec.get("version_id"):
+            outlet.add(events.version_asset(rec["version_id"]), extra=extra)
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         if self._record is None:
