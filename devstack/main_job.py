@@ -324,6 +324,8 @@ def format_summary(report: dict[str, Any], total: float) -> str:
     for stage in [*[s for s in STAGE_ORDER if s in stages], *sorted(set(stages) - set(STAGE_ORDER))]:
         lines.append(f"  {stage:<18} {float(stages[stage]):7.1f} s")
     lines.append(f"Total:    {total:.1f} s (trigger to finish)")
+    lines.append(f"Lineage:  ./factory lineage show {report.get('image')}@{report.get('version')}  "
+                 "(or the Airflow UI's Golden images page)")
     return "\n".join(lines)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 INT32_MAX = 2_147_483_647
+DEFAULT_RETENTION_KEEP = 5  # versions retention keeps when a definition has no retention.keep
 
 KNOWN_REGIONS: tuple[str, ...] = (
     "eastus", "eastus2", "westus", "westus2", "westus3", "centralus", "northcentralus",
@@ -119,6 +120,8 @@ SCHEMA: dict[str, Any] = _obj({
                               ["name"]),
     }, minProperties=1),
     "end_of_life": _obj({"days": {"type": "integer", "minimum": 1, "maximum": 3650}}, ["days"]),
+    "retention": _obj({"keep": {"type": "integer", "minimum": 1, "maximum": 1000,
+                                "description": "how many of the newest good versions retention keeps"}}, ["keep"]),
     "sharing": {"type": "array", "maxItems": 100, "items": _obj({
         "principal_id": PRINCIPAL_ID,
         "principal_type": {"enum": list(PRINCIPAL_TYPES)},

@@ -17,7 +17,7 @@ import yaml
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
-from image_factory.definition_schema import SCHEMA
+from image_factory.definition_schema import DEFAULT_RETENTION_KEEP, SCHEMA
 
 _VALIDATOR = Draft202012Validator(SCHEMA)
 
@@ -105,6 +105,7 @@ class ImageDefinition:
     end_of_life_days: int | None
     schedule: dict[str, Any] = field(default_factory=dict)
     sharing: tuple[Share, ...] = ()
+    retention_keep: int = DEFAULT_RETENTION_KEEP
 
     @property
     def generalized(self) -> bool:
@@ -254,6 +255,7 @@ def _build(raw: dict[str, Any]) -> ImageDefinition:
         end_of_life_days=(raw.get("end_of_life") or {}).get("days"),
         schedule=dict(raw.get("schedule", {})),
         sharing=tuple(Share(**s) for s in raw.get("sharing", [])),
+        retention_keep=(raw.get("retention") or {}).get("keep", DEFAULT_RETENTION_KEEP),
     )
 
 

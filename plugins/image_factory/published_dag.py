@@ -7,6 +7,7 @@ roll a VM scale set onto them: ``schedule=definition_asset("debian12-web")``.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from functools import reduce
 from typing import Any
 
@@ -15,7 +16,7 @@ from airflow.sdk import DAG, task
 from image_factory.dag_factory import START
 from image_factory.lineage.events import definition_asset
 
-PUBLISHED_DAG_ID = "golden_image_published"
+PUBLISHED_DAG_ID = "announce_published_images"  # not golden_*: that prefix names image DAGs
 
 
 def images_in(folder: Any) -> list[str]:
@@ -28,8 +29,9 @@ def published_dag(images: list[str]) -> DAG | None:
     if not images:
         return None
     schedule = reduce(lambda a, b: a | b, (definition_asset(i) for i in images))
-    with DAG(dag_id=PUBLISHED_DAG_ID, schedule=schedule, start_date=START, catchup=False,
-             tags=["golden-image", "lineage"], doc_md=__doc__) as dag:
+    with DAG(dag_id=PUBLISHED_DAG_ID, schedule=schedule, start_date=START, catchup=False, max_active_runs=1,
+             tags=["golden-image", "lineage"], doc_md=__doc__,
+             default_args={"owner": "platform", "retries": 2, "retry_delay": timedelta(seconds=30)}) as dag:
 
         @task(task_id="announce")
         def announce(**context: Any) -> list[dict[str, Any]]:

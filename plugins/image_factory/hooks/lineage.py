@@ -48,11 +48,17 @@ def _airflow_connection() -> Any | None:
 def store_url() -> str:
     if url := os.environ.get(URL_ENV):
         return url
-    if os.environ.get("AIRFLOW_CONN_" + LINEAGE_CONN_ID.upper()) or os.environ.get("AIRFLOW_HOME"):
+    return _configured_url(os.environ.get("AIRFLOW_HOME"))
+
+
+@cache
+def _configured_url(airflow_home: str | None) -> str:
+    """Once per process: the connection lookup is a round trip (and, in the scheduler, a metadata-DB session)."""
+    if os.environ.get("AIRFLOW_CONN_" + LINEAGE_CONN_ID.upper()) or airflow_home:
         conn = _airflow_connection()
         if conn is not None:
             return url_from_connection(conn)
-    home = Path(os.environ.get("AIRFLOW_HOME") or Path.home() / "airflow")
+    home = Path(airflow_home or Path.home() / "airflow")
     home.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{home / DEFAULT_FILE}"
 

@@ -184,9 +184,18 @@ def cmd_containing(store: LineageStore, args: argparse.Namespace) -> Result:
     return rows, [f"{summary_line(r)}  {r['package']}" for r in rows] or [f"no version contains {args.package}"]
 
 
+def cmd_revoke(store: LineageStore, args: argparse.Namespace) -> Result:
+    """Revoke in Azure and in the store (the same as the revoke_image_version DAG): needs the Azure connection."""
+    from image_factory.revocation import check_reason, report_lines, revoke
+
+    check_reason(args.reason)  # before anything is looked up
+    report = revoke(args.ref, args.reason, args.conn, store)
+    return report, report_lines(report)
+
+
 COMMANDS: dict[str, Callable[[LineageStore, argparse.Namespace], Result]] = {
     "show": cmd_show, "diff": cmd_diff, "ancestors": cmd_ancestors, "descendants": cmd_descendants,
-    "list": cmd_list, "from-marketplace": cmd_from_marketplace, "containing": cmd_containing,
+    "list": cmd_list, "from-marketplace": cmd_from_marketplace, "containing": cmd_containing, "revoke": cmd_revoke,
 }
 
 
@@ -208,6 +217,11 @@ def parser() -> argparse.ArgumentParser:
         "image", metavar="PUBLISHER:OFFER:SKU[:VERSION]")
     sub.add_parser("containing", parents=[common], help="versions whose manifest holds a package").add_argument(
         "package", metavar="PACKAGE[=VERSION]")
+    revoke = sub.add_parser("revoke", parents=[common], help="exclude from latest, end of life now, flag descendants")
+    revoke.add_argument("ref", help=ref)
+    revoke.add_argument("--reason", required=True, help="why (recorded on the version and in the store)")
+    revoke.add_argument("--conn", default="image_factory_azure",
+                        help="Airflow connection id of the Azure subscription (e.g. from AIRFLOW_CONN_IMAGE_FACTORY_AZURE)")
     return p
 
 
@@ -232,7 +246,7 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: T
         return STORE_ERROR
     try:
         value, lines = COMMANDS[args.command](store, args)
-    except LineageError as exc:
+    except (LineageError, ValueError) as exc:  # unknown versions; bad input (revoke: RevocationError)
         print(f"lineage: {exc}", file=err)
         return USAGE_ERROR
     finally:

@@ -102,18 +102,32 @@ def _resolve_source_version(definition: Any, pinned: str | None, compute: Any, g
     if source.gallery_image_version:
         g = source.gallery_image_version
         wanted = pinned or g.get("version", "latest")
-        versions = gallery.list_versions(g["resource_group"], g["gallery"], g["definition"])
-        good = sorted((v.name for v in versions if v.provisioning_state == "Succeeded"),
-                      key=lambda n: tuple(int(p) for p in n.split(".")))
-        if wanted == "latest":
-            if not good:
-                raise PlanError(f"source.gallery_image_version: {g['gallery']}/{g['definition']} has no published version")
-            return good[-1]
-        if wanted not in good:
+        versions = {v["name"]: v for v in gallery.published_versions(g["resource_group"], g["gallery"], g["definition"])
+                    if v["provisioning_state"] == "Succeeded"}
+        if wanted == "latest":  # as Azure resolves it: the newest version not excluded from latest
+            eligible = [n for n, v in versions.items() if not v["exclude_from_latest"]]
+            if not eligible:
+                raise PlanError(f"source.gallery_image_version: {g['gallery']}/{g['definition']} has no published "
+                                "version that latest may resolve to")
+            wanted = max(eligible, key=lambda n: tuple(int(p) for p in n.split(".")))
+        elif wanted not in versions:
             raise PlanError(f"source.gallery_image_version.version: {wanted} is not a published version of "
                             f"{g['gallery']}/{g['definition']}")
+        _refuse_revoked(versions[wanted], f"{g['gallery']}/{g['definition']}")
         return str(wanted)
     return None
+
+
+def _refuse_revoked(version: dict[str, Any], where: str) -> None:
+    """A revoked version (its tag, or the lineage store) must not feed a new build."""
+    from image_factory.hooks.lineage import lineage_store
+    from image_factory.revocation import revocation_in_tags
+
+    found = revocation_in_tags(version["tags"]) or (lineage_store().find(version["id"]) or {}).get("revoked")
+    if found:
+        raise PlanError(f"source.gallery_image_version.version: {version['name']} of {where} was revoked at "
+                        f"{found['at']} ({found['reason'] or 'no reason given'}); it must not be built from: "
+                        "pin another version or use latest")
 
 
 # 2. build environment (setup) ---------------------------------------------------------

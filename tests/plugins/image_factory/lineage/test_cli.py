@@ -200,3 +200,13 @@ def test_factory_lineage(seeded: str) -> None:
                           text=True, env=_env(seeded), timeout=120, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("shop-api@0.9.0  published  ")
+
+
+def test_revoke_refuses_an_empty_reason_before_touching_anything(seeded: str) -> None:
+    code, out, err = run(seeded, "revoke", "debian12-web@1.0.0", "--reason", "  ")
+    assert code == 2 and out == ""
+    assert err.strip() == "lineage: reason: must not be empty (say why the version is revoked)"
+    code, before, _ = run(seeded, "show", "shop-app@3.1.0", "--json")
+    assert code == 0 and json.loads(before)["revoked"] is None
+    assert run(seeded, "revoke", "shop-app@3.1.0", "--reason", "")[0] == 2
+    assert run(seeded, "show", "shop-app@3.1.0", "--json")[1] == before  # nothing was written
