@@ -11,7 +11,6 @@ Screenshots of each step go to UI_ARTIFACTS_DIR (default test-artifacts/ui/<test
 from __future__ import annotations
 
 import re
-import shutil
 from collections.abc import Iterator
 
 import pytest
@@ -21,7 +20,7 @@ from playwright.sync_api import Browser, FrameLocator, Locator, expect
 from devstack.airflow import AirflowStack
 from image_factory.lineage.store import LineageStore
 from image_factory.lineage.webapp import URL_PREFIX
-from tests.e2e.test_ui_trigger_form import ARTIFACTS, TIMEOUT_MS, Shots, browser, chromium, log_in
+from tests.e2e.test_ui_trigger_form import Shots, browser, browser_shots, chromium, log_in
 from tests.localazure import free_port
 from tests.plugins.image_factory.lineage.records import make_record, version_id
 
@@ -64,20 +63,8 @@ def stack(chromium: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[A
 
 @pytest.fixture
 def ui(browser: Browser, stack: AirflowStack, request: pytest.FixtureRequest) -> Iterator[Shots]:
-    """A fresh browser context on the Airflow UI; its last screen is kept too."""
-    folder = ARTIFACTS / request.node.name
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
-    context = browser.new_context(base_url=stack.url, viewport={"width": 1600, "height": 1400})
-    context.set_default_timeout(TIMEOUT_MS)
-    shots = Shots(context.new_page(), folder)
-    try:
+    with browser_shots(browser, stack.url, request.node.name, {"width": 1600, "height": 1400}) as shots:
         yield shots
-    finally:
-        try:
-            shots.take("last")
-        finally:
-            context.close()
 
 
 def open_golden_images(shots: Shots) -> FrameLocator:

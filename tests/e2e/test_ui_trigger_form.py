@@ -15,6 +15,7 @@ import os
 import re
 import shutil
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote
@@ -87,14 +88,14 @@ class Shots:
         return path
 
 
-@pytest.fixture
-def ui(browser: Browser, pipeline: Pipeline, request: pytest.FixtureRequest) -> Iterator[Shots]:
-    """A fresh browser context on the Airflow UI; its last screen is kept too (the one to look at on a failure)."""
-    folder = ARTIFACTS / request.node.name
+@contextmanager
+def browser_shots(browser: Browser, base_url: str, name: str, viewport: dict[str, int]) -> Iterator[Shots]:
+    """A fresh browser context on the Airflow UI, screenshots in ARTIFACTS/<name>; its last screen is kept too
+    (the one to look at on a failure)."""
+    folder = ARTIFACTS / name
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
-    # tall enough that the whole trigger form fits in one screenshot
-    context = browser.new_context(base_url=pipeline.stack.url, viewport={"width": 1400, "height": 2000})
+    context = browser.new_context(base_url=base_url, viewport=viewport)  # type: ignore[arg-type]
     context.set_default_timeout(TIMEOUT_MS)
     shots = Shots(context.new_page(), folder)
     try:
@@ -104,6 +105,13 @@ def ui(browser: Browser, pipeline: Pipeline, request: pytest.FixtureRequest) -> 
             shots.take("last")
         finally:
             context.close()
+
+
+@pytest.fixture
+def ui(browser: Browser, pipeline: Pipeline, request: pytest.FixtureRequest) -> Iterator[Shots]:
+    # tall enough that the whole trigger form fits in one screenshot
+    with browser_shots(browser, pipeline.stack.url, request.node.name, {"width": 1400, "height": 2000}) as shots:
+        yield shots
 
 
 # the steps a person takes ------------------------------------------------------------------------

@@ -12,24 +12,33 @@ from image_factory.naming import RunNames
 from image_factory.operators.base import DEFAULT_CONN_ID, defer_unless_done, event_or_fail, retry_only_transient
 
 
-class TeardownOperator(BaseOperator):
-    """Names the group from the run itself, so it works even when planning never finished."""
+class DeleteResourceGroupOperator(BaseOperator):
+    """Delete a named resource group (the sweeper's leftovers) and wait deferred until it is gone.
 
-    def __init__(self, *, image: str, azure_conn_id: str = DEFAULT_CONN_ID, timeout_seconds: float = 1800.0,
-                 poll_interval: float = 3.0, **kwargs: Any) -> None:
+    A group that is already gone is done, not an error.
+    """
+
+    template_fields = ("resource_group",)
+    step = "deletion"
+
+    def __init__(self, *, resource_group: str = "", azure_conn_id: str = DEFAULT_CONN_ID,
+                 timeout_seconds: float = 1800.0, poll_interval: float = 15.0, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.image, self.azure_conn_id = image, azure_conn_id
+        self.resource_group, self.azure_conn_id = resource_group, azure_conn_id
         self.timeout_seconds, self.poll_interval = timeout_seconds, poll_interval
+
+    def group(self, context: Context) -> str:
+        return self.resource_group
 
     def execute(self, context: Context) -> Any:
         from image_factory.pipeline import steps
         from image_factory.triggers.resources import ResourceGroupDeletedTrigger
 
-        group = RunNames.for_run(self.image, context["dag"].dag_id, context["run_id"]).resource_group
-        with retry_only_transient("teardown"):
-            existed = steps.begin_teardown(self.azure_conn_id, group)
-        if not existed:
-            self.log.info("Resource group %s does not exist: nothing of this run is left to delete.", group)
+        group = self.group(context)
+        with retry_only_transient(f"{self.step} of {group}"):
+            started = steps.begin_teardown(self.azure_conn_id, group)
+        if not started:
+            self.log.info("Resource group %s does not exist: nothing is left to delete.", group)
             return {"resource_group": group, "deleted": False}
         self.log.info("Deleting resource group %s and everything in it.", group)
         return defer_unless_done(self, ResourceGroupDeletedTrigger(
@@ -38,41 +47,19 @@ class TeardownOperator(BaseOperator):
         ), "execute_complete", context)
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
-        group = RunNames.for_run(self.image, context["dag"].dag_id, context["run_id"]).resource_group
-        event_or_fail(f"teardown of {group}", event)
+        group = self.group(context)
+        event_or_fail(f"{self.step} of {group}", event)
         return {"resource_group": group, "deleted": True}
 
 
-class DeleteResourceGroupOperator(BaseOperator):
-    """Delete a named resource group (the sweeper's leftovers) and wait deferred until it is gone.
+class TeardownOperator(DeleteResourceGroupOperator):
+    """The run's own group, named from the run itself, so it works even when planning never finished."""
 
-    The same wait as a teardown; a group that is already gone is done, not an error.
-    """
+    step = "teardown"
 
-    template_fields = ("resource_group",)
+    def __init__(self, *, image: str, poll_interval: float = 3.0, **kwargs: Any) -> None:
+        super().__init__(poll_interval=poll_interval, **kwargs)
+        self.image = image
 
-    def __init__(self, *, resource_group: str, azure_conn_id: str = DEFAULT_CONN_ID, timeout_seconds: float = 1800.0,
-                 poll_interval: float = 15.0, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.resource_group, self.azure_conn_id = resource_group, azure_conn_id
-        self.timeout_seconds, self.poll_interval = timeout_seconds, poll_interval
-
-    def execute(self, context: Context) -> Any:
-        from image_factory.hooks.resources import ResourceGroupHook
-        from image_factory.triggers.resources import ResourceGroupDeletedTrigger
-
-        group = self.resource_group
-        with retry_only_transient(f"delete {group}"):
-            started = ResourceGroupHook(self.azure_conn_id).begin_delete_resource_group(group)
-        if not started:
-            self.log.info("Resource group %s is already gone.", group)
-            return {"resource_group": group, "deleted": False}
-        self.log.info("Deleting resource group %s and everything in it.", group)
-        return defer_unless_done(self, ResourceGroupDeletedTrigger(
-            azure_conn_id=self.azure_conn_id, resource_group=group, timeout_seconds=self.timeout_seconds,
-            poll_interval=self.poll_interval, started_at=time.time(),
-        ), "execute_complete", context)
-
-    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
-        event_or_fail(f"deletion of {self.resource_group}", event)
-        return {"resource_group": self.resource_group, "deleted": True}
+    def group(self, context: Context) -> str:
+        return RunNames.for_run(self.image, context["dag"].dag_id, context["run_id"]).resource_group
