@@ -14,7 +14,7 @@ from typing import Any
 
 from image_factory.definition_schema import KNOWN_REGIONS
 from image_factory.definitions import ImageDefinition
-from image_factory.naming import RunNames
+from image_factory.naming import FACTORY_LOCK, RunNames
 from image_factory.versioning import BUMPS, Existing, VersionError, next_version
 
 PARAM_KEYS = frozenset({"version", "bump", "regions", "replicas", "source_version", "plan_only", "reason"})
@@ -160,6 +160,10 @@ def describe_plan(definition: ImageDefinition, plan: dict[str, Any]) -> dict[str
     creates += [f"smoke VM in {region} ({d.smoke_vm_size}), deleted after its checks" for region in smoke_regions]
     changes = [f"{d.gallery_name}/{d.definition}: {plan['version']} becomes the latest version "
                "if every region passes its smoke test"] if d.gallery_version else []
+    changes.append(f"resource group {d.gallery_resource_group}: CanNotDelete lock {FACTORY_LOCK} (kept, or made)")
+    changes += [f"{d.gallery_name}/{d.definition}: role {s.role} for {s.principal_type} {s.principal_id} "
+                "(kept, or assigned)" for s in (d.sharing if d.gallery_version else ())]
+    changes.append(f"lineage record of {d.name} {plan['version']} (store, version tags, OpenLineage, Assets)")
     build_hours = TYPICAL_BUILD_HOURS[d.os_type]
     smoke_hours = TYPICAL_SMOKE_HOURS[d.os_type]
     return {

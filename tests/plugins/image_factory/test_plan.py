@@ -77,5 +77,9 @@ def test_replicas_override_and_plan_preview() -> None:
     assert preview["version"] == "1.0.0"
     assert any("Debian:debian-12:12-gen2:0.1.2" in line for line in preview["creates"])
     assert len([line for line in preview["creates"] if line.startswith("smoke VM in")]) == 2
-    assert preview["changes"] == ["gal_golden/debian12-web: 1.0.0 becomes the latest version if every region "
-                                  "passes its smoke test"]
+    share = WEB.sharing[0]  # debian12-web shares its images with one group
+    assert preview["changes"] == [
+        "gal_golden/debian12-web: 1.0.0 becomes the latest version if every region passes its smoke test",
+        "resource group rg-golden-images: CanNotDelete lock golden-image-factory-protect (kept, or made)",
+        f"gal_golden/debian12-web: role Reader for Group {share.principal_id} (kept, or assigned)",
+        "lineage record of debian12-web 1.0.0 (store, version tags, OpenLineage, Assets)"]
