@@ -23,7 +23,6 @@ set to its pool), in this order:
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -32,6 +31,8 @@ import time
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
+
+from bench.output import publish
 
 ROOT = Path(__file__).resolve().parents[1]
 for _path in (ROOT, ROOT / "plugins"):  # the repository and the factory's modules, as pytest has them
@@ -343,13 +344,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-fleet-", dir=args.dir) as tmp:
         raw = collect(args.images, args.solo, args.time_factor, args.parallelism, Path(tmp), args.timeout)
     report = analyse(raw)
-    print(render(report))
-    if args.definitions:
-        for name, text in DEFINITIONS.items():
-            print(f"- {name}: {text}")
-    if args.json:
-        args.json.write_text(json.dumps(report, indent=2, default=str))
-    return 0 if report["state"] == "success" else 1
+    return publish(report, render(report), DEFINITIONS, show_definitions=args.definitions, json_path=args.json)
 
 
 if __name__ == "__main__":

@@ -41,6 +41,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from bench.output import publish
+
 ROOT = Path(__file__).resolve().parents[1]
 for _path in (ROOT, ROOT / "plugins"):  # the repository and the factory's hook, as pytest has them
     if str(_path) not in sys.path:
@@ -720,13 +722,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.raw:
             args.raw.write_text(json.dumps(raw))
     report = analyse(raw)
-    print(render(report))
-    if args.definitions:
-        for name, text in DEFINITIONS.items():
-            print(f"- {name}: {text}")
-    if args.json:
-        args.json.write_text(json.dumps(report, indent=2))
-    return 0 if report["state"] == "success" else 1
+    return publish(report, render(report), DEFINITIONS, show_definitions=args.definitions, json_path=args.json)
 
 
 if __name__ == "__main__":
