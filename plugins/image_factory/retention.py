@@ -26,7 +26,7 @@ from datetime import datetime
 from typing import Any
 
 from image_factory.definition_schema import DEFAULT_RETENTION_KEEP
-from image_factory.lineage.record import TAG_REVOKED
+from image_factory.lineage.record import TAG_REVOKED, artifact_id, parent_tag
 
 DELETE, KEEP = "delete", "keep"
 DEFAULT_KEEP = DEFAULT_RETENTION_KEEP
@@ -78,11 +78,9 @@ def version_number(name: str) -> tuple[int, ...]:
 
 def short_ref(resource_id: str) -> str:
     """``group/gallery/definition/version`` of a version's ARM id, lower case (the ``lineage-parent`` tag's form)."""
-    parts = resource_id.strip().rstrip("/").split("/")
-    lower = [p.lower() for p in parts]
-    if "versions" not in lower or "resourcegroups" not in lower:
+    if "/versions/" not in resource_id.lower() or "/resourcegroups/" not in resource_id.lower():
         raise ValueError(f"resource id: {resource_id!r} is not a gallery image version id")
-    return f"{parts[lower.index('resourcegroups') + 1]}/{parts[-5]}/{parts[-3]}/{parts[-1]}".lower()
+    return parent_tag(artifact_id(resource_id))
 
 
 def latest_of(versions: Iterable[Version]) -> Version | None:

@@ -92,12 +92,14 @@ class RecordLineageOperator(BaseOperator):
         failed = failed_stage(states.get(dag_run.run_id, {}))
         b = Build.from_task(plan, self.azure_conn_id)
         store = lineage_store()
+        version = self._own_version(b, plan)
         rec = record.build(plan, stages, image=self._image_facts(b), run=self._run(context, store),
                            git_commit=project_commit(), failed_task=failed,
                            recorded_at=datetime.now(UTC).isoformat(timespec="seconds"),
-                           end_of_life=self._tag_version(b, plan))
+                           end_of_life=(version or {}).get("end_of_life"))
         store.save(rec)
-        self._tag_version(b, plan, rec)
+        if version is not None:
+            b.gallery.update_version(*self._where(b, plan), tags=record.tags(rec, version["tags"]))
         self._record = rec
         if rec["status"] == record.PUBLISHED:
             self._announce(context, b, rec)
@@ -125,20 +127,21 @@ class RecordLineageOperator(BaseOperator):
                 "triggered_by": seen.get("user") or getattr(dag_run, "triggering_user_name", None),
                 "started_at": dag_run.start_date.isoformat(timespec="seconds") if dag_run.start_date else None}
 
-    def _tag_version(self, b: Any, plan: dict[str, Any], rec: dict[str, Any] | None = None) -> str | None:
-        """Without a record: the version's end of life. With one: its lineage tags written (this run's version only)."""
+    @staticmethod
+    def _where(b: Any, plan: dict[str, Any]) -> tuple[str, str, str, str]:
+        d = b.definition
+        return d.gallery_resource_group, d.gallery_name, d.definition, plan["version"]
+
+    def _own_version(self, b: Any, plan: dict[str, Any]) -> dict[str, Any] | None:
+        """The gallery version this run created (tags, end of life); None if it never did, or it is another run's."""
         from image_factory.naming import TAG_VERSION_RUN
 
-        d = b.definition
-        if not d.gallery_version:
+        if not b.definition.gallery_version:
             return None
-        where = (d.gallery_resource_group, d.gallery_name, d.definition, plan["version"])
-        found = b.gallery.version_details(*where)
+        found = b.gallery.version_details(*self._where(b, plan))
         if found is None or found["tags"].get(TAG_VERSION_RUN) != plan["run_id"][:256]:
-            return None  # never created, or another run's: nothing of this run to tag
-        if rec is not None:
-            b.gallery.update_version(*where, tags=record.tags(rec, found["tags"]))
-        return str(found["end_of_life"]) if found["end_of_life"] else None
+            return None
+        return dict(found)
 
     def _announce(self, context: Any, b: Any, rec: dict[str, Any]) -> None:
         """Asset events for the image (what DAGs schedule on) and for the new version itself."""
