@@ -33,6 +33,8 @@ OPTION = "schedule.publish_when_unchanged"
 def source_tag(source: Mapping[str, str]) -> str:
     """The resolved source as recorded on a version: an image id, or publisher:offer:sku:version."""
     s = source
+    if "disk" in s:  # an imported file: its name (the content's digest is on the lineage record)
+        return f"disk:{str(s['disk']).replace(chr(92), '/').rsplit('/', 1)[-1]}"[:256]
     return (s["id"] if "id" in s else f"{s['publisher']}:{s['offer']}:{s['sku']}:{s['version']}")[:256]
 
 

@@ -237,5 +237,13 @@ def image_dags(folder: Path | None = None, *, azure_conn_id: str = DEFAULT_CONN_
         except DefinitionError as exc:
             dags[dag_id_for(path.stem)] = invalid_definition_dag(path.stem, exc)
             continue
+        if definition.source.disk:
+            from image_factory.import_dag import disk_import_dag
+
+            dags[dag_id_for(definition.name)] = disk_import_dag(
+                definition, dag_id=dag_id_for(definition.name), params=run_params(), start_date=START,
+                azure_conn_id=azure_conn_id,
+                smoke_pool=build_vm_pool(limits, definition.build_location, definition.smoke_vm_size))
+            continue
         dags[dag_id_for(definition.name)] = image_dag(definition, azure_conn_id=azure_conn_id, fleet=limits)
     return dags

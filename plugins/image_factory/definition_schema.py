@@ -70,6 +70,20 @@ GALLERY_SOURCE = _obj({
                 "description": "latest, or a Major.Minor.Patch version"},
 }, ["resource_group", "gallery", "definition"])
 
+DISK_FORMATS = ("auto", "raw", "qcow2", "vmdk", "vhd", "vhdx")
+STORAGE_ACCOUNT = {"type": "string", "pattern": r"^[a-z0-9]{3,24}$",
+                   "description": "3-24 lower-case letters and digits (Azure storage account names are global)"}
+CONTAINER = {"type": "string", "pattern": r"^(?=.{3,63}$)[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9]))*$",
+             "description": "3-63 lower-case letters, digits and single hyphens, starting and ending with a "
+                            "letter or digit"}
+DISK_SOURCE = _obj({
+    "path": {"type": "string", "minLength": 1, "maxLength": 1024,
+             "description": "the disk file on the worker: absolute, or relative to the import folder"},
+    "format": {"enum": list(DISK_FORMATS), "default": "auto"},
+    "staging": _obj({"resource_group": RESOURCE_GROUP, "storage_account": STORAGE_ACCOUNT, "container": CONTAINER}),
+    "upload_threads": {"type": "integer", "minimum": 1, "maximum": 64},
+}, ["path"])
+
 SCHEMA: dict[str, Any] = _obj({
     "name": IMAGE_NAME,
     "description": {"type": "string", "minLength": 1, "maxLength": 2000},
@@ -87,9 +101,9 @@ SCHEMA: dict[str, Any] = _obj({
     }, ["definition", "publisher", "offer", "sku", "os_type", "os_state", "hyper_v_generation"]),
     "source": {
         "type": "object", "additionalProperties": False, "minProperties": 1, "maxProperties": 1,
-        "description": "exactly one of marketplace, managed_image, gallery_image_version",
+        "description": "exactly one of marketplace, managed_image, gallery_image_version, disk",
         "properties": {"marketplace": MARKETPLACE_SOURCE, "managed_image": RESOURCE_ID,
-                       "gallery_image_version": GALLERY_SOURCE},
+                       "gallery_image_version": GALLERY_SOURCE, "disk": DISK_SOURCE},
     },
     "build": _obj({
         "location": REGION,

@@ -63,14 +63,17 @@ class Share:
 
 @dataclass(frozen=True)
 class Source:
-    """Exactly one of the three kinds is set."""
+    """Exactly one of the four kinds is set: a disk file is imported, the others are built from."""
 
     marketplace: dict[str, str] | None = None
     managed_image: str | None = None
     gallery_image_version: dict[str, str] | None = None
+    disk: dict[str, Any] | None = None
 
     @property
     def kind(self) -> str:
+        if self.disk:
+            return "disk"
         return "marketplace" if self.marketplace else "managed_image" if self.managed_image else "gallery_image_version"
 
 
@@ -209,6 +212,13 @@ def _semantic_problems(raw: dict[str, Any], stem: str | None) -> list[tuple[str,
         problems.append(("sharing", "needs outputs.gallery_version: true (roles are assigned on the gallery image "
                                     "definition)"))
     source = raw["source"]
+    if "disk" in source:
+        if image["os_type"] != "Linux":
+            problems.append(("source.disk", "imports Linux disks only: a Windows disk's OS state cannot be checked "
+                                            "before upload (build Windows images from the Marketplace)"))
+        if build.get("scripts"):
+            problems.append(("build.scripts", "must be empty for an imported disk: it is published as it is "
+                                              "(customise it before export, or build from the imported version)"))
     if "managed_image" in source and image["os_state"] == "Specialized":
         problems.append(("source.managed_image", "cannot feed a Specialized image (managed images are generalized)"))
     return problems

@@ -22,15 +22,18 @@ FLEET_DAG_ID = "fleet_rebuild"
 
 
 def valid_definitions(images: Path) -> list[Any]:
-    """The definitions that load (a broken one is its own failing DAG, and the fleet leaves it out)."""
+    """The definitions a rebuild applies to: those that load (a broken one is its own failing DAG) and build
+    from a source (an imported disk is the same file however often it is imported: the fleet leaves it out)."""
     from image_factory.definitions import DefinitionError, load_file
 
     found = []
     for path in sorted(images.glob("*.yaml")):
         try:
-            found.append(load_file(path, label=f"images/{path.name}"))
+            definition = load_file(path, label=f"images/{path.name}")
         except DefinitionError:
             continue
+        if definition.source.kind != "disk":
+            found.append(definition)
     return found
 
 

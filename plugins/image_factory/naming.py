@@ -81,6 +81,13 @@ def run_tags(image: str, run_id: str, created: datetime, ttl: timedelta) -> dict
     }
 
 
+def staging_account_name(subscription_id: str, resource_group: str, image: str) -> str:
+    """The storage account an image's imported disks are staged in: 24 characters, deterministic (a retry
+    and the next import find it), and global like every storage account name, hence the digest."""
+    digest = hashlib.sha256(f"{subscription_id.lower()}\0{resource_group.lower()}\0{image}".encode()).hexdigest()
+    return f"imgf{digest[:20]}"
+
+
 def role_assignment_name(scope: str, principal_id: str, role_definition_id: str) -> str:
     """The GUID of one principal's role at one scope: the same share always gets the same name, so a
     retried task finds its assignment instead of making a second (ARM ids are case-insensitive)."""

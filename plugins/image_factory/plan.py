@@ -14,10 +14,10 @@ from typing import Any
 
 from image_factory.definition_schema import KNOWN_REGIONS
 from image_factory.definitions import ImageDefinition
-from image_factory.naming import FACTORY_LOCK, RunNames
+from image_factory.naming import FACTORY_LOCK, RunNames, staging_account_name
 from image_factory.versioning import BUMPS, Existing, VersionError, next_version
 
-PARAM_KEYS = frozenset({"version", "bump", "regions", "replicas", "source_version", "plan_only", "reason"})
+PARAM_KEYS = frozenset({"version", "bump", "regions", "replicas", "source_version", "plan_only", "reason", "disk_path"})
 BUILD_USER = "builder"
 SMOKE_USER = "smoketest"
 
@@ -68,9 +68,17 @@ def check_params(params: Mapping[str, Any], definition: ImageDefinition) -> dict
     out["plan_only"] = bool(params.get("plan_only") or False)
     source_version = params.get("source_version")
     if source_version not in (None, "", "latest"):
-        if definition.source.kind == "managed_image":
-            raise PlanError("params.source_version: a managed image source has no versions to pin")
+        if definition.source.kind in ("managed_image", "disk"):
+            raise PlanError(f"params.source_version: a {definition.source.kind.replace('_', ' ')} source has no "
+                            "versions to pin")
         out["source_version"] = str(source_version)
+    disk_path = params.get("disk_path")
+    if disk_path not in (None, ""):
+        if definition.source.kind != "disk":
+            raise PlanError("params.disk_path: only an image imported from a disk (source.disk) takes a disk file")
+        if not isinstance(disk_path, str) or len(disk_path) > 1024 or "\0" in disk_path:
+            raise PlanError("params.disk_path: must be a file path of at most 1024 characters")
+        out["disk_path"] = disk_path
     out["reason"] = str(params.get("reason") or "")[:500]
     return out
 
@@ -87,9 +95,14 @@ def target_regions(definition: ImageDefinition, chosen: Iterable[str] | None,
     ]
 
 
-def source_reference(definition: ImageDefinition, resolved_version: str | None, subscription_id: str) -> dict[str, str]:
-    """The imageReference the build VM boots from: always concrete (``latest`` already resolved)."""
+def source_reference(definition: ImageDefinition, resolved_version: str | None, subscription_id: str, *,
+                     disk_path: str | None = None) -> dict[str, str]:
+    """The imageReference the build VM boots from: always concrete (``latest`` already resolved).
+
+    An imported disk has no imageReference: its reference is the file (``disk_path``, already resolved)."""
     source = definition.source
+    if source.disk:
+        return {"disk": disk_path or str(source.disk["path"]), "format": str(source.disk.get("format", "auto"))}
     if source.marketplace:
         return {"publisher": source.marketplace["publisher"], "offer": source.marketplace["offer"],
                 "sku": source.marketplace["sku"], "version": resolved_version or source.marketplace.get("version", "")}
@@ -102,7 +115,7 @@ def source_reference(definition: ImageDefinition, resolved_version: str | None, 
 
 def make_plan(definition: ImageDefinition, run: RunIdentity, params: dict[str, Any], *,
               resolved_source_version: str | None, existing_versions: Iterable[Existing],
-              subscription_id: str) -> dict[str, Any]:
+              subscription_id: str, disk_path: str | None = None) -> dict[str, Any]:
     """Everything the run will create, as primitives for XCom."""
     names = RunNames.for_run(definition.name, run.dag_id, run.run_id)
     try:
@@ -111,7 +124,7 @@ def make_plan(definition: ImageDefinition, run: RunIdentity, params: dict[str, A
     except VersionError as exc:
         raise PlanError(str(exc)) from None
     regions = target_regions(definition, params.get("regions"), params.get("replicas"))
-    return {
+    plan = {
         "image": definition.name,
         "dag_id": run.dag_id,
         "run_id": run.run_id,
@@ -123,7 +136,7 @@ def make_plan(definition: ImageDefinition, run: RunIdentity, params: dict[str, A
         "version": decision.version,
         "version_reused": decision.reused,
         "replace_failed_version": decision.replace_failed,
-        "source": source_reference(definition, resolved_source_version, subscription_id),
+        "source": source_reference(definition, resolved_source_version, subscription_id, disk_path=disk_path),
         "source_kind": definition.source.kind,
         "regions": regions,
         "build_vm": names.vm("build"),
@@ -133,6 +146,24 @@ def make_plan(definition: ImageDefinition, run: RunIdentity, params: dict[str, A
         "reason": params.get("reason", ""),
         "plan_only": bool(params.get("plan_only", False)),
     }
+    if definition.source.disk:
+        plan["staging"] = staging_of(definition, subscription_id, decision.version)
+    return plan
+
+
+DEFAULT_STAGING_CONTAINER = "vhds"
+
+
+def staging_of(definition: ImageDefinition, subscription_id: str, version: str) -> dict[str, str]:
+    """Where an imported disk's page blob goes: the definition's staging account, else the factory's own for
+    this image in the gallery's group; one blob per version, so a retry resumes the same upload."""
+    chosen = (definition.source.disk or {}).get("staging") or {}
+    group = chosen.get("resource_group") or definition.gallery_resource_group
+    return {"resource_group": group,
+            "storage_account": chosen.get("storage_account") or staging_account_name(subscription_id, group,
+                                                                                     definition.name),
+            "container": chosen.get("container") or DEFAULT_STAGING_CONTAINER,
+            "blob": f"{definition.name}/{version}.vhd"}
 
 
 # build hours a stage typically holds a VM for, by OS: the basis of the plan-only cost estimate
@@ -145,11 +176,35 @@ def describe_plan(definition: ImageDefinition, plan: dict[str, Any]) -> dict[str
     names = RunNames(image=plan["image"], digest=plan["digest"])
     d = definition
     rg = plan["resource_group"]
+    if plan.get("staging"):
+        return _describe_import(definition, plan)
     creates = [
         f"resource group {rg} ({d.build_location}), deleted at the end of the run",
         f"network in {rg}: {names.vnet}, {names.nsg} (SSH/WinRM from the worker only), {names.public_ip()}, {names.nic()}",
         f"build VM {plan['build_vm']} ({d.vm_size}) from {_describe_source(plan['source'])}",
     ]
+    published, changes, smoke_regions = _publishing(d, plan)
+    creates += published
+    build_hours = TYPICAL_BUILD_HOURS[d.os_type]
+    smoke_hours = TYPICAL_SMOKE_HOURS[d.os_type]
+    return {
+        "version": plan["version"],
+        "creates": creates,
+        "changes": changes,
+        "cost": {
+            "vm_hours": [{"size": d.vm_size, "count": 1, "hours_each": build_hours, "what": "build VM"},
+                         {"size": d.smoke_vm_size, "count": len(smoke_regions), "hours_each": smoke_hours,
+                          "what": "smoke VMs"}],
+            "timeout_hours": round(d.build_timeout_minutes / 60, 2),
+            "replica_count": sum(r["replicas"] for r in plan["regions"]) if d.gallery_version else 0,
+            "note": "typical hours; a run never keeps a VM beyond its build timeout",
+        },
+    }
+
+
+def _publishing(d: ImageDefinition, plan: dict[str, Any]) -> tuple[list[str], list[str], list[str]]:
+    """What publishing creates and changes, and the smoke regions: the same for a build and an import."""
+    creates = []
     if d.gallery_version:
         regions = ", ".join(f"{r['name']} x{r['replicas']} {r['storage_account_type']}" for r in plan["regions"])
         creates.append(f"gallery image version {d.gallery_name}/{d.definition}/{plan['version']} "
@@ -164,19 +219,31 @@ def describe_plan(definition: ImageDefinition, plan: dict[str, Any]) -> dict[str
     changes += [f"{d.gallery_name}/{d.definition}: role {s.role} for {s.principal_type} {s.principal_id} "
                 "(kept, or assigned)" for s in (d.sharing if d.gallery_version else ())]
     changes.append(f"lineage record of {d.name} {plan['version']} (store, version tags, OpenLineage, Assets)")
-    build_hours = TYPICAL_BUILD_HOURS[d.os_type]
-    smoke_hours = TYPICAL_SMOKE_HOURS[d.os_type]
+    return creates, changes, smoke_regions
+
+
+def _describe_import(d: ImageDefinition, plan: dict[str, Any]) -> dict[str, Any]:
+    """The plan-only preview of an import: nothing is built, a file is checked, converted and uploaded."""
+    st = plan["staging"]
+    creates = [
+        f"nothing before the disk {plan['source']['disk']} passes its checks on the worker: format "
+        f"({plan['source']['format']}), VHD footer, Hyper-V generation {d.hyper_v_generation}, OS state {d.os_state}",
+        "a fixed VHD (whole MiB) converted from it in the worker's work folder, deleted at the end of the run",
+        f"page blob {st['container']}/{st['blob']} in storage account {st['storage_account']} "
+        f"({st['resource_group']}, kept, or made), deleted at the end of the run",
+        f"resource group {plan['resource_group']} ({d.build_location}) for the smoke VMs, deleted at the end of the run",
+    ]
+    published, changes, smoke_regions = _publishing(d, plan)
     return {
         "version": plan["version"],
-        "creates": creates,
+        "creates": creates + published,
         "changes": changes,
         "cost": {
-            "vm_hours": [{"size": d.vm_size, "count": 1, "hours_each": build_hours, "what": "build VM"},
-                         {"size": d.smoke_vm_size, "count": len(smoke_regions), "hours_each": smoke_hours,
-                          "what": "smoke VMs"}],
+            "vm_hours": [{"size": d.smoke_vm_size, "count": len(smoke_regions),
+                          "hours_each": TYPICAL_SMOKE_HOURS[d.os_type], "what": "smoke VMs"}],
             "timeout_hours": round(d.build_timeout_minutes / 60, 2),
             "replica_count": sum(r["replicas"] for r in plan["regions"]) if d.gallery_version else 0,
-            "note": "typical hours; a run never keeps a VM beyond its build timeout",
+            "note": "typical hours; uploads cost storage transactions and the blob's bytes until the run ends",
         },
     }
 

@@ -160,11 +160,14 @@ class ComputeHook(AzureResourceManagerHook):
         name: str,
         *,
         location: str,
-        vm_id: str,
+        vm_id: str | None = None,
+        blob_uri: str | None = None,
+        os_type: str = "Linux",
         hyper_v_generation: str,
         tags: dict[str, str],
     ) -> str:
-        """A managed image captured from the (generalized) VM; this run's own earlier image is kept."""
+        """A managed image captured from the (generalized) VM, or made from an uploaded generalized VHD
+        (``blob_uri``); this run's own earlier image is kept."""
         existing = get_or_none(self.compute.images.get, resource_group, name)
         if existing is not None:
             from image_factory.naming import TAG_VERSION_RUN
@@ -176,15 +179,17 @@ class ComputeHook(AzureResourceManagerHook):
                     f"{made_by!r}; choose another version or delete that image"
                 )
             return str(existing.id)
-        from azure.mgmt.compute.models import Image, ImageProperties, SubResource
+        from azure.mgmt.compute.models import Image, ImageOSDisk, ImageProperties, ImageStorageProfile, SubResource
 
-        body = Image(
-            location=location,
-            tags=tags,
-            properties=ImageProperties(
-                hyper_v_generation=hyper_v_generation, source_virtual_machine=SubResource(id=vm_id)
-            ),
-        )
+        if (vm_id is None) == (blob_uri is None):
+            raise ValueError("ensure_managed_image: give exactly one of vm_id and blob_uri")
+        if blob_uri is not None:
+            properties = ImageProperties(hyper_v_generation=hyper_v_generation, storage_profile=ImageStorageProfile(
+                os_disk=ImageOSDisk(os_type=os_type, os_state="Generalized", blob_uri=blob_uri)))
+        else:
+            properties = ImageProperties(hyper_v_generation=hyper_v_generation,
+                                         source_virtual_machine=SubResource(id=vm_id))
+        body = Image(location=location, tags=tags, properties=properties)
         return str(
             self.compute.images.begin_create_or_update(resource_group, name, body, polling=self.lro()).result().id
         )

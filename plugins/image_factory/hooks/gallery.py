@@ -113,24 +113,33 @@ class GalleryHook(AzureResourceManagerHook):
         version: str,
         *,
         location: str,
-        source_id: str,
+        source_id: str | None = None,
+        vhd: tuple[str, str] | None = None,
         regions: list[dict[str, Any]],
         exclude_from_latest: bool = True,
         end_of_life: datetime | None = None,
         tags: dict[str, str],
     ) -> str:
-        """Start publishing (replication goes on after this returns); an existing version is left alone."""
+        """Start publishing (replication goes on after this returns); an existing version is left alone.
+
+        The source is a VM, image or version (``source_id``) or an uploaded VHD: ``vhd`` is the blob's URI and
+        its storage account's id."""
         existing = get_or_none(self.compute.gallery_image_versions.get, resource_group, gallery, definition, version)
         if existing is not None:
             return str(existing.id)
         from azure.mgmt.compute import models as cm
 
-        by_vm = "/providers/microsoft.compute/virtualmachines/" in source_id.lower()
-        source = (
-            cm.GalleryArtifactVersionFullSource(virtual_machine_id=source_id)
-            if by_vm
-            else cm.GalleryArtifactVersionFullSource(id=source_id)
-        )
+        if (source_id is None) == (vhd is None):
+            raise ValueError("begin_create_version: give exactly one of source_id and vhd")
+        storage: Any
+        if vhd is not None:
+            storage = cm.GalleryImageVersionStorageProfile(os_disk_image=cm.GalleryOSDiskImage(
+                source=cm.GalleryDiskImageSource(uri=vhd[0], storage_account_id=vhd[1])))
+        elif "/providers/microsoft.compute/virtualmachines/" in str(source_id).lower():
+            storage = cm.GalleryImageVersionStorageProfile(
+                source=cm.GalleryArtifactVersionFullSource(virtual_machine_id=source_id))
+        else:
+            storage = cm.GalleryImageVersionStorageProfile(source=cm.GalleryArtifactVersionFullSource(id=source_id))
         targets = [
             cm.TargetRegion(
                 name=r["name"],
@@ -146,7 +155,7 @@ class GalleryHook(AzureResourceManagerHook):
                 publishing_profile=cm.GalleryImageVersionPublishingProfile(
                     target_regions=targets, exclude_from_latest=exclude_from_latest, end_of_life_date=end_of_life
                 ),
-                storage_profile=cm.GalleryImageVersionStorageProfile(source=source),
+                storage_profile=storage,
             ),
         )
         self.compute.gallery_image_versions.begin_create_or_update(

@@ -4,6 +4,7 @@ sweeper's deletion of groups that dead runs left behind (the same deferred wait)
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from airflow.sdk import BaseOperator, Context
@@ -18,7 +19,7 @@ class DeleteResourceGroupOperator(BaseOperator):
     A group that is already gone is done, not an error.
     """
 
-    template_fields = ("resource_group",)
+    template_fields: Sequence[str] = ("resource_group",)
     step = "deletion"
 
     def __init__(self, *, resource_group: str = "", azure_conn_id: str = DEFAULT_CONN_ID,
@@ -53,13 +54,25 @@ class DeleteResourceGroupOperator(BaseOperator):
 
 
 class TeardownOperator(DeleteResourceGroupOperator):
-    """The run's own group, named from the run itself, so it works even when planning never finished."""
+    """The run's own group, named from the run itself, so it works even when planning never finished.
 
+    An import's plan also names a staging blob and a work folder outside that group: given the plan,
+    teardown deletes those first."""
+
+    template_fields: Sequence[str] = ("resource_group", "plan")
     step = "teardown"
 
-    def __init__(self, *, image: str, poll_interval: float = 3.0, **kwargs: Any) -> None:
+    def __init__(self, *, image: str, plan: Any = None, poll_interval: float = 3.0, **kwargs: Any) -> None:
         super().__init__(poll_interval=poll_interval, **kwargs)
-        self.image = image
+        self.image, self.plan = image, plan
 
     def group(self, context: Context) -> str:
         return RunNames.for_run(self.image, context["dag"].dag_id, context["run_id"]).resource_group
+
+    def execute(self, context: Context) -> Any:
+        if isinstance(self.plan, dict) and self.plan.get("staging"):
+            from image_factory.pipeline import imports
+
+            with retry_only_transient("teardown of the staging blob"):
+                self.log.info("Imported disk's leftovers: %s", imports.cleanup(self.plan, self.azure_conn_id))
+        return super().execute(context)

@@ -16,7 +16,7 @@ from typing import Any
 from image_factory import changes, guest_commands, sysprep
 from image_factory.definitions import check_scripts
 from image_factory.errors import GuestScriptError, PermanentError, SmokeTestError
-from image_factory.naming import TAG_VERSION_RUN, run_tags
+from image_factory.naming import PROJECT_TAG, TAG_IMAGE, TAG_PROJECT, TAG_VERSION_RUN, run_tags
 from image_factory.pipeline.build import Build, include_dir, load_definition
 from image_factory.plan import PlanError, RunIdentity, check_params, describe_plan, make_plan
 
@@ -43,9 +43,14 @@ def plan_run(image: str, dag_id: str, run_id: str, params: dict[str, Any], azure
     clean = check_params(params, definition)
     compute, gallery = ComputeHook(azure_conn_id), GalleryHook(azure_conn_id)
     resolved = _resolve_source_version(definition, clean.get("source_version"), compute, gallery)
+    disk_path = None
+    if definition.source.disk:
+        from image_factory.pipeline import imports
+
+        disk_path = imports.resolve_disk_path(definition, clean.get("disk_path"))
     existing = gallery.list_versions(definition.gallery_resource_group, definition.gallery_name, definition.definition)
     plan = make_plan(definition, RunIdentity(dag_id, run_id), clean, resolved_source_version=resolved,
-                     existing_versions=existing, subscription_id=compute.subscription_id)
+                     existing_versions=existing, subscription_id=compute.subscription_id, disk_path=disk_path)
     plan["planned_at"] = datetime.now(UTC).isoformat(timespec="seconds")
     plan["changes"] = _change_check(definition, plan, run_type, gallery)
     if plan["plan_only"]:
@@ -60,7 +65,10 @@ def _change_check(definition: Any, plan: dict[str, Any], run_type: str, gallery:
 
     may_skip, why = changes.policy(definition.publish_when_unchanged, run_type)
     source, scripts = changes.source_tag(plan["source"]), changes.scripts_digest(definition.scripts)
-    if plan["version_reused"]:  # an earlier try of this run already started publishing: finish it
+    if plan["source_kind"] == "disk":
+        may_skip, why = False, "an imported disk is published as it is: there is nothing to compare before upload"
+        found = {"candidate": False, "against": None, "against_updates": None, "detail": why}
+    elif plan["version_reused"]:  # an earlier try of this run already started publishing: finish it
         found = {"candidate": False, "against": None, "against_updates": None,
                  "detail": f"this run already created version {plan['version']}"}
     elif definition.gallery_version:
@@ -134,22 +142,11 @@ def _refuse_revoked(version: dict[str, Any], where: str) -> None:
 def build_environment(b: Build) -> dict[str, Any]:
     """The run's resource group and network (SSH/WinRM only from the worker), plus the gallery side:
     the gallery's group locked against deletes, the image definition shared as the definition says."""
-    from image_factory.hooks.access import AccessHook
-
     def run() -> dict[str, Any]:
         d, names = b.definition, b.names
         tags = run_tags(d.name, b.plan["run_id"], datetime.now(UTC), RUN_TTL)
         b.groups.ensure_resource_group(b.resource_group, d.build_location, tags)
-        permanent = {"project": tags["project"], "image": d.name}
-        b.groups.ensure_resource_group(d.gallery_resource_group, d.gallery_location, permanent)
-        access = AccessHook(b.azure_conn_id)
-        access.ensure_delete_lock(d.gallery_resource_group)
-        if d.gallery_version:
-            b.gallery.ensure_gallery(d.gallery_resource_group, d.gallery_name, d.gallery_location, permanent)
-            definition_id = b.gallery.ensure_image_definition(d.gallery_resource_group, d.gallery_name, d)
-            for i, share in enumerate(d.sharing):
-                access.ensure_role_assignment(definition_id, share.principal_id, share.role, share.principal_type,
-                                              field=f"sharing[{i}].role")
+        ensure_gallery_side(b)
         allow = b.network.allowed_source()
         net = b.network.ensure_build_network(
             b.resource_group, d.build_location, vnet=names.vnet, subnet=names.subnet, nsg=names.nsg,
@@ -158,6 +155,25 @@ def build_environment(b: Build) -> dict[str, Any]:
         return {"resource_group": b.resource_group, "nic_id": net["nic_id"], "allowed_source": allow,
                 "address": b.network.public_ip_address(b.resource_group, names.public_ip("build"))}
     return _timed(run)
+
+
+def ensure_gallery_side(b: Build) -> dict[str, str]:
+    """The golden images' group (locked against deletes), the gallery and the image definition, shared as the
+    definition says; returns the permanent tags these carry."""
+    from image_factory.hooks.access import AccessHook
+
+    d = b.definition
+    permanent = {TAG_PROJECT: PROJECT_TAG, TAG_IMAGE: d.name}
+    b.groups.ensure_resource_group(d.gallery_resource_group, d.gallery_location, permanent)
+    access = AccessHook(b.azure_conn_id)
+    access.ensure_delete_lock(d.gallery_resource_group)
+    if d.gallery_version:
+        b.gallery.ensure_gallery(d.gallery_resource_group, d.gallery_name, d.gallery_location, permanent)
+        definition_id = b.gallery.ensure_image_definition(d.gallery_resource_group, d.gallery_name, d)
+        for i, share in enumerate(d.sharing):
+            access.ensure_role_assignment(definition_id, share.principal_id, share.role, share.principal_type,
+                                          field=f"sharing[{i}].role")
+    return permanent
 
 
 # 3. provision the source VM --------------------------------------------------------------
@@ -416,6 +432,8 @@ def smoke_check(b: Build, smoke: dict[str, Any]) -> dict[str, Any]:
     def check(name: str, ok: bool, detail: str = "") -> None:
         results.append({"name": name, "passed": bool(ok), "detail": detail[-300:]})
 
+    if plan.get("source_kind") == "disk" and not d.generalized:
+        return _smoke_through_run_command(b, smoke)
     role = "build" if not d.generalized else "smoke"
     ready = {"address": smoke["address"], "host_key": pin_host_key(b, smoke["vm"])}
     guest = _guest(b, ready, user=smoke["user"], role=role)
@@ -435,6 +453,32 @@ def smoke_check(b: Build, smoke: dict[str, Any]) -> dict[str, Any]:
         r = _probe(b, guest, c.name, c.command)
         passed = r.exit_code == 0 and (c.expect_output is None or c.expect_output in r.stdout)
         check(c.name, passed, (r.stdout + r.stderr).strip())
+    return {"region": smoke["region"], "passed": all(r["passed"] for r in results), "checks": results}
+
+
+EXIT_MARK = "__smoke_exit__="
+
+
+def _smoke_through_run_command(b: Build, smoke: dict[str, Any]) -> dict[str, Any]:
+    """A specialized imported disk keeps its own accounts, whose credentials the factory never had: its checks
+    run through Run Command (the VM agent), as an operator would reach such a VM, not over SSH."""
+    import shlex
+
+    def probe(command: str) -> tuple[int, str]:
+        out = b.compute.run_shell(b.resource_group, smoke["vm"], f"sh -c {shlex.quote(command)}; echo {EXIT_MARK}$?",
+                                  windows=False)
+        lines = out["stdout"].rstrip("\n").split("\n")
+        if not lines or not lines[-1].startswith(EXIT_MARK):
+            return -1, (out["stdout"] + out["stderr"]).strip()
+        return int(lines[-1][len(EXIT_MARK):]), ("\n".join(lines[:-1]) + out["stderr"]).strip()
+
+    code, hostname = probe("hostname")
+    results = [{"name": "boots and its VM agent runs commands (specialized: no login credentials)",
+                "passed": code == 0, "detail": f"hostname {hostname}"[-300:]}]
+    for c in b.definition.smoke_checks:
+        code, output = probe(c.command)
+        passed = code == 0 and (c.expect_output is None or c.expect_output in output)
+        results.append({"name": c.name, "passed": passed, "detail": output[-300:]})
     return {"region": smoke["region"], "passed": all(r["passed"] for r in results), "checks": results}
 
 

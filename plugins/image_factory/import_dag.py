@@ -1,0 +1,138 @@
+"""The DAG of an image imported from a disk file (``source.disk``): check, convert, upload, publish.
+
+Same shape as a build (dag_factory.py): ``plan`` is the setup, ``teardown`` and ``record_lineage``
+always run, ``report`` decides the run's state. Every check of the file (format, VHD footer,
+Hyper-V generation, OS state) runs on the worker before the first ARM write; the upload resumes
+where an interrupted try stopped. From ``capture`` on, the tasks are the build's own.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any, cast
+
+from airflow.sdk import DAG, Param, task
+
+from image_factory.definitions import ImageDefinition
+from image_factory.operators.base import DEFAULT_CONN_ID, retry_only_transient
+from image_factory.operators.gallery import WaitForReplicationOperator
+from image_factory.operators.lineage import RecordLineageOperator
+from image_factory.operators.resources import TeardownOperator
+from image_factory.operators.smoke import SmokeTestOperator
+
+
+def import_params(common: dict[str, Param]) -> dict[str, Param]:
+    """A build's params without the source version pin, plus the disk file to import."""
+    params = {k: v for k, v in common.items() if k != "source_version"}
+    params["disk_path"] = Param(None, type=["null", "string"], maxLength=1024, title="Disk file",
+                                description="The disk image on the worker (raw, qcow2, VMDK, VHD, VHDX): absolute, "
+                                            "or relative to the import folder. Empty: the definition's source.disk.path.")
+    return params
+
+
+def _doc(d: ImageDefinition) -> str:
+    disk = d.source.disk or {}
+    regions = ", ".join(f"{r.name} x{r.replicas} ({r.storage_account_type})" for r in d.regions)
+    return (f"# Imported image `{d.name}`\n\n{d.description}\n\n"
+            f"- **Publishes**: {d.gallery_name}/{d.definition} ({d.os_type}, {d.os_state}, Hyper-V "
+            f"{d.hyper_v_generation}){'; managed image ' + d.managed_image['name'] if d.managed_image else ''}\n"
+            f"- **Disk**: `{disk.get('path')}` (format {disk.get('format', 'auto')}); the run's `disk_path` "
+            "param imports another file\n"
+            f"- **Regions**: {regions}\n\n"
+            f"Defined in `include/images/{d.name}.yaml`. Stages: plan → inspect disk (format, footer, generation, "
+            "OS state: nothing is created before these pass) → prepare disk (fixed VHD, whole MiB) → environment "
+            "(storage account, gallery) → upload (page blob: parallel, empty ranges skipped, resumable, verified) → "
+            "capture → replicate → smoke test per region → promote → report; teardown (blob, work files, run "
+            "group) and record lineage always run.")
+
+
+def disk_import_dag(d: ImageDefinition, *, dag_id: str, params: dict[str, Param], start_date: Any,
+                    azure_conn_id: str = DEFAULT_CONN_ID, smoke_pool: dict[str, Any] | None = None) -> DAG:
+    """The import pipeline for one definition whose source is a disk file."""
+    from image_factory.pipeline import imports, steps
+    from image_factory.pipeline.build import Build
+
+    conn = azure_conn_id
+    with DAG(
+        dag_id=dag_id, description=(d.description or d.name)[:200], doc_md=_doc(d), schedule=None,
+        start_date=start_date, catchup=False, max_active_runs=1, params=import_params(params),
+        tags=["golden-image", "import", d.os_type.lower(), d.os_state.lower(), *d.tags],
+        default_args={"owner": d.owner, "retries": 3, "retry_delay": timedelta(seconds=15),
+                      "retry_exponential_backoff": 2.0, "max_retry_delay": timedelta(minutes=5)},
+    ) as dag:
+
+        @task(task_id="plan")
+        def plan(**context: Any) -> dict[str, Any]:
+            with retry_only_transient("plan"):
+                run_type = context["dag_run"].run_type
+                return steps.plan_run(d.name, context["dag"].dag_id, context["run_id"], dict(context["params"]), conn,
+                                      run_type=str(getattr(run_type, "value", run_type)))
+
+        @task.short_circuit(task_id="proceed", ignore_downstream_trigger_rules=True)
+        def proceed(p: Any) -> bool:
+            """Stop here for a plan-only run (its plan and preview are in the plan task's log and XCom)."""
+            return not p.get("plan_only")
+
+        @task(task_id="inspect_disk")
+        def inspect_disk(p: Any) -> dict[str, Any]:
+            with retry_only_transient("inspect disk"):
+                return imports.inspect(Build.from_task(p, conn))
+
+        @task(task_id="prepare_disk")
+        def prepare_disk(p: Any, inspected: Any) -> dict[str, Any]:
+            with retry_only_transient("prepare disk"):
+                return imports.prepare(Build.from_task(p, conn), inspected)
+
+        @task(task_id="build_environment")
+        def build_environment(p: Any, _prepared: Any) -> dict[str, Any]:
+            with retry_only_transient("build environment"):
+                return imports.environment(Build.from_task(p, conn))
+
+        @task(task_id="upload")
+        def upload(p: Any, prepared: Any, env: Any) -> dict[str, Any]:
+            with retry_only_transient("upload"):
+                return imports.upload(Build.from_task(p, conn), prepared, env)
+
+        @task(task_id="capture")
+        def capture(p: Any, env: Any, uploaded: Any, inspected: Any) -> dict[str, Any]:
+            with retry_only_transient("capture"):
+                return imports.capture(Build.from_task(p, conn), env, uploaded, inspected)
+
+        @task(task_id="smoke_regions")
+        def smoke_regions(p: Any, cap: Any, _replicated: Any) -> list[str]:
+            if cap.get("version_id"):
+                return [r["name"] for r in p["regions"]]
+            return [p["location"]]
+
+        @task(task_id="promote")
+        def promote(p: Any, replication: Any, results: Any) -> dict[str, Any]:
+            with retry_only_transient("promote"):
+                return steps.promote(Build.from_task(p, conn), replication, list(results))
+
+        @task(task_id="report")
+        def report(p: Any, stages: Any) -> dict[str, Any]:
+            return steps.report(p, stages)
+
+        p = plan()
+        go = proceed(p)
+        inspected = inspect_disk(p)
+        go >> inspected
+        prepared = prepare_disk(p, inspected)
+        env = build_environment(p, prepared)
+        uploaded = upload(p, prepared, env)
+        cap = capture(p, env, uploaded, inspected)
+        replicated = WaitForReplicationOperator(task_id="replicate", plan=p, azure_conn_id=conn,
+                                                region_timeout_seconds=d.replication_timeout_minutes * 60)
+        cap >> replicated
+        smoke = SmokeTestOperator.partial(task_id="smoke_test", plan=p, capture=cap, azure_conn_id=conn,
+                                          **(smoke_pool or {})).expand(region=smoke_regions(p, cap, replicated.output))
+        promoted = promote(p, replicated.output, smoke.output)
+        summary = report(p, {"inspect_disk": inspected, "prepare_disk": prepared, "build_environment": env,
+                             "upload": uploaded, "capture": cap, "replicate": replicated.output,
+                             "smoke_test": smoke.output, "promote": promoted})
+        planned = cast(Any, p).operator
+        teardown = TeardownOperator(task_id="teardown", image=d.name, plan=p, azure_conn_id=conn)
+        summary >> teardown.as_teardown(setups=planned)
+        lineage = RecordLineageOperator(task_id="record_lineage", image=d.name, azure_conn_id=conn)
+        teardown >> lineage.as_teardown(setups=planned, on_failure_fail_dagrun=True)
+    return dag

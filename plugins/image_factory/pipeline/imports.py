@@ -1,0 +1,210 @@
+"""The steps of an import (``source.disk``): a disk file on the worker becomes a published image version.
+
+Everything that can be wrong with the file is found before the first ARM write: ``inspect`` (format,
+Hyper-V generation and OS state against the definition) and ``prepare`` (the fixed, whole-MiB VHD
+Azure takes, its footer checked) touch only the worker's disk. ``environment`` then makes the
+storage side, ``upload`` sends the page blob (resuming an interrupted try) and ``capture`` creates
+the image from it; the rest of the run is the build's own (replicate, smoke, promote, report).
+Teardown removes the blob and the work folder (``cleanup``) with the run's resource group.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import socket
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from image_factory import changes
+from image_factory.definitions import ImageDefinition
+from image_factory.errors import PermanentError
+from image_factory.naming import TAG_VERSION_RUN, run_tags
+from image_factory.pipeline.build import Build
+from image_factory.plan import PlanError
+
+log = logging.getLogger(__name__)
+
+IMPORT_DIR_ENV = "IMAGE_FACTORY_IMPORT_DIR"  # where relative disk paths point
+WORK_DIR_ENV = "IMAGE_FACTORY_WORK_DIR"  # where converted disks are written, one folder per run
+RUN_TTL = timedelta(hours=12)
+
+
+def _airflow_home() -> Path:
+    return Path(os.environ.get("AIRFLOW_HOME") or Path.home() / "airflow")
+
+
+def import_dir() -> Path:
+    """Where a relative ``source.disk.path`` (or ``disk_path`` param) is looked up."""
+    return Path(os.environ.get(IMPORT_DIR_ENV) or _airflow_home() / "image-factory" / "imports")
+
+
+def resolve_disk_path(definition: ImageDefinition, override: str | None) -> str:
+    """The disk file this run imports, as an absolute path that exists on this worker (PlanError otherwise)."""
+    field = "params.disk_path" if override else "source.disk.path"
+    raw = override or str((definition.source.disk or {}).get("path", ""))
+    path = Path(raw).expanduser()
+    if not path.is_absolute():
+        path = import_dir() / path
+    if not path.is_file():
+        where = "" if Path(raw).is_absolute() else f" (relative paths are looked up in {import_dir()}, set by {IMPORT_DIR_ENV})"
+        raise PlanError(f"{field}: must name a disk image file on the worker; {str(path)!r} is not a file{where}")
+    return str(path.resolve())
+
+
+def work_dir(plan: dict[str, Any]) -> Path:
+    """The run's own folder for the converted disk (removed by teardown)."""
+    base = Path(os.environ.get(WORK_DIR_ENV) or _airflow_home() / "image-factory" / "work")
+    return base / f"{plan['image']}-{plan['digest']}"
+
+
+def _timed(fn: Any) -> dict[str, Any]:
+    started = time.monotonic()
+    out: dict[str, Any] = fn()
+    out["seconds"] = round(time.monotonic() - started, 3)
+    return out
+
+
+def _rejected(exc: Exception) -> PermanentError:
+    """A disk that contradicts its definition or is not a disk image: no retry can fix it."""
+    return PermanentError(f"source.disk: {exc}")
+
+
+# 1. inspect: what is this file, and does it match the definition? ---------------------------------
+def inspect(b: Build) -> dict[str, Any]:
+    from image_factory.disks import inspect as disk_inspect
+
+    def run() -> dict[str, Any]:
+        d, source = b.definition, b.plan["source"]
+        try:
+            report = disk_inspect.inspect_disk(Path(source["disk"]))
+            wanted = source.get("format", "auto")
+            if wanted != "auto" and wanted != report.format_family:
+                raise ValueError(f"format: the definition says {wanted} but {source['disk']} is a "
+                                 f"{report.format_name} file")
+            disk_inspect.check_against(report, os_type=d.os_type, os_state=d.os_state,
+                                       hyper_v_generation=d.hyper_v_generation)
+        except (ValueError, OSError) as exc:
+            raise _rejected(exc) from exc
+        facts = report.summary()
+        log.info("Disk %s: %s, %d bytes virtual, %s; OS state %s", source["disk"], facts.get("format"),
+                 facts.get("virtual_size") or 0, facts.get("generation"), facts.get("os_state"))
+        return {**facts, "host": socket.gethostname()}
+    return _timed(run)
+
+
+# 2. prepare: the fixed, whole-MiB VHD Azure takes -----------------------------------------------------
+def prepare(b: Build, inspected: dict[str, Any]) -> dict[str, Any]:
+    from image_factory.disks import convert
+
+    def run() -> dict[str, Any]:
+        source = Path(b.plan["source"]["disk"])
+        folder = work_dir(b.plan)
+        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            result = convert.to_fixed_vhd(source, folder)
+        except (ValueError, OSError) as exc:
+            raise _rejected(exc) from exc
+        out = result.as_dict()
+        log.info("Prepared %s: %s", source, out)
+        return out
+    return _timed(run)
+
+
+# 3. environment: the run's group (smoke VMs), the gallery side, the staging account ------------------------
+def environment(b: Build) -> dict[str, Any]:
+    from image_factory.hooks.storage import StorageHook
+    from image_factory.pipeline.steps import ensure_gallery_side
+
+    def run() -> dict[str, Any]:
+        d, st = b.definition, b.plan["staging"]
+        tags = run_tags(d.name, b.plan["run_id"], datetime.now(UTC), RUN_TTL)
+        b.groups.ensure_resource_group(b.resource_group, d.build_location, tags)
+        permanent = ensure_gallery_side(b)
+        if st["resource_group"] != d.gallery_resource_group:
+            b.groups.ensure_resource_group(st["resource_group"], d.build_location, permanent)
+        storage = StorageHook(b.azure_conn_id)
+        account_id = storage.ensure_account(st["resource_group"], st["storage_account"], location=d.build_location,
+                                            tags=permanent)
+        storage.ensure_container(st["resource_group"], st["storage_account"], st["container"])
+        return {"resource_group": b.resource_group, "storage_account_id": account_id,
+                "blob_url": storage.blob_url(st["resource_group"], st["storage_account"], st["container"], st["blob"])}
+    return _timed(run)
+
+
+# 4. upload: a page blob, sent in parallel, empty ranges skipped, resumable, verified ---------------------
+def upload(b: Build, prepared: dict[str, Any], env: dict[str, Any]) -> dict[str, Any]:
+    from image_factory.disks import upload as disk_upload
+    from image_factory.hooks.storage import StorageHook
+
+    def run() -> dict[str, Any]:
+        st = b.plan["staging"]
+        client = StorageHook(b.azure_conn_id).blob_client(st["resource_group"], st["storage_account"],
+                                                          st["container"], st["blob"])
+        threads = int((b.definition.source.disk or {}).get("upload_threads") or disk_upload.DEFAULT_THREADS)
+        try:
+            result = disk_upload.upload_vhd(Path(prepared["path"]), client, threads=threads,
+                                            progress=lambda line: log.info("Upload: %s", line))
+        except disk_upload.BlobConflictError as exc:
+            raise PermanentError(f"staging blob {env['blob_url']}: {exc}") from exc
+        out = result.as_dict()
+        log.info("Uploaded %s to %s: %s", prepared["path"], env["blob_url"], out)
+        return {**out, "blob_url": env["blob_url"]}
+    return _timed(run)
+
+
+# 5. capture: the managed image and/or the gallery version, from the blob ------------------------------------
+def capture(b: Build, env: dict[str, Any], uploaded: dict[str, Any], inspected: dict[str, Any]) -> dict[str, Any]:
+    """Like a build's capture, with the uploaded VHD as the source (excluded from latest until promoted)."""
+    from image_factory.hooks.access import AccessHook
+    from image_factory.pipeline.steps import managed_image_name
+
+    def run() -> dict[str, Any]:
+        d, plan = b.definition, b.plan
+        out: dict[str, Any] = {"version": plan["version"]}
+        tags = {TAG_VERSION_RUN: plan["run_id"][:256], "image": d.name,
+                changes.TAG_SOURCE: changes.source_tag(plan["source"]), "reason": str(plan.get("reason", ""))[:256],
+                "imported-sha256": str(uploaded.get("sha256", ""))[:256]}
+        if d.managed_image:
+            m = d.managed_image
+            out["managed_image_id"] = b.compute.ensure_managed_image(
+                m["resource_group"], managed_image_name(m["name"], plan["version"]), location=m["location"],
+                blob_uri=env["blob_url"], os_type=d.os_type, hyper_v_generation=d.hyper_v_generation, tags=tags)
+        if d.gallery_version:
+            g = (d.gallery_resource_group, d.gallery_name, d.definition, plan["version"])
+            owner = next((v.run_id for v in b.gallery.list_versions(*g[:3]) if v.name == plan["version"]), plan["run_id"])
+            if owner != plan["run_id"]:
+                raise PermanentError(f"gallery version {plan['version']} was published meanwhile by run {owner!r}; "
+                                     "run the DAG again to take the next version")
+            status = b.gallery.version_status(*g)
+            if status and status["provisioning_state"] == "Failed":
+                with AccessHook(b.azure_conn_id).lock_lifted(d.gallery_resource_group):
+                    b.gallery.delete_version(*g)
+                status = None
+            if status is None:
+                eol = (datetime.now(UTC) + timedelta(days=d.end_of_life_days)) if d.end_of_life_days else None
+                b.gallery.begin_create_version(*g, location=d.gallery_location,
+                                               vhd=(env["blob_url"], env["storage_account_id"]),
+                                               regions=plan["regions"], exclude_from_latest=True, end_of_life=eol,
+                                               tags=tags)
+            out["version_id"] = (f"/subscriptions/{b.compute.subscription_id}/resourceGroups/{g[0]}/providers/"
+                                 f"Microsoft.Compute/galleries/{g[1]}/images/{g[2]}/versions/{g[3]}")
+        return out
+    return _timed(run)
+
+
+# teardown: the blob and the work folder (the run's group goes with the build's teardown) ---------------------
+def cleanup(plan: dict[str, Any], azure_conn_id: str) -> dict[str, Any]:
+    """Delete the run's staging blob and converted disk; what is already gone is not an error."""
+    from image_factory.hooks.storage import StorageHook
+
+    st = plan["staging"]
+    deleted_blob = StorageHook(azure_conn_id).delete_blob(st["resource_group"], st["storage_account"],
+                                                          st["container"], st["blob"])
+    folder = work_dir(plan)
+    existed = folder.exists()
+    shutil.rmtree(folder, ignore_errors=True)
+    return {"blob_deleted": bool(deleted_blob), "work_dir_deleted": existed}
