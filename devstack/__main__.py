@@ -1,5 +1,5 @@
-"""``python -m devstack up|run|status|down|pools|fleet``: the local Azure and Airflow for the README's main job,
-the factory's pools, and fleet rebuilds."""
+"""``python -m devstack up|run|import|status|down|pools|fleet``: the local Azure and Airflow for the README's main
+job (and its import of an on-premises disk), the factory's pools, and fleet rebuilds."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from devstack.main_job import ROOT, STOP_COMMAND, MainJob
 def parser() -> argparse.ArgumentParser:
     env = os.environ.get
     p = argparse.ArgumentParser(prog="python -m devstack", description=__doc__)
-    p.add_argument("command", choices=["up", "run", "status", "down", "pools", "fleet"])
+    p.add_argument("command", choices=["up", "run", "import", "status", "down", "pools", "fleet"])
     p.add_argument(
         "--state-dir",
         type=Path,
@@ -48,6 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     if args.command == "run":
         return job.run()
+    if args.command == "import":
+        return job.run_import()
     if args.command == "up":
         stack = job.up()
         print(f"Airflow UI: {stack.url}  (user admin, password {stack.password()}); stop with: {STOP_COMMAND}")

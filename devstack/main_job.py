@@ -24,9 +24,14 @@ from devstack.localazure import ROOT, DetachedLocalAzure, cmdline, connection_js
 
 DAG_ID = "golden_debian12-web"
 REASON = "./factory run"
+IMPORT_DAG_ID = "golden_debian12-imported"
+IMPORT_DISK = "debian12-onprem.qcow2"  # source.disk.path of include/images/debian12-imported.yaml
 STOP_COMMAND = "./factory stop"
 STAGE_ORDER = (
+    "inspect_disk",
+    "prepare_disk",
     "build_environment",
+    "upload",
     "provision_vm",
     "wait_for_guest",
     "check_changes",
@@ -149,11 +154,22 @@ class MainJob:
         }
 
     # run ---------------------------------------------------------------------------------------------
-    def run(self, dag_id: str = DAG_ID, poll: float = 2.0) -> int:
+    def run_import(self, poll: float = 2.0) -> int:
+        """The import pipeline on a real on-premises-style disk: the Debian base image exported as qcow2 into
+        the import folder (once), then the import DAG, followed like ``run``."""
+        disk = self.airflow_home / "image-factory" / "imports" / IMPORT_DISK
+        if not disk.exists():
+            from emulator.guests.qemu.image import build_base_image, export_disk
+
+            self.say(f"==> Exporting the Debian base image as an on-premises disk to import: {disk}")
+            export_disk(build_base_image(log=self.say), disk, "qcow2")
+        return self.run(IMPORT_DAG_ID, poll, reason="./factory import-demo")
+
+    def run(self, dag_id: str = DAG_ID, poll: float = 2.0, reason: str = REASON) -> int:
         stack = self.up()
         token = stack.token()
         stack.wait_for_dag(dag_id, token)
-        run_id = stack.trigger(dag_id, {"reason": REASON}, token)
+        run_id = stack.trigger(dag_id, {"reason": reason}, token)
         self.say(f"==> Triggered {dag_id} (run {run_id}); following it (Ctrl-C stops following, not the run)")
         watch = RunWatch(stack, dag_id, run_id, self.say, self._replication_reader())
         try:
@@ -336,6 +352,8 @@ def source_text(source: Any) -> str:
         return ":".join(str(source[k]) for k in keys)
     if isinstance(source, dict) and "id" in source:
         return str(source["id"])
+    if isinstance(source, dict) and "disk" in source:
+        return f"disk file {source['disk']} (format {source.get('format', 'auto')})"
     return str(source)
 
 

@@ -26,6 +26,7 @@ import hashlib
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -38,7 +39,7 @@ from pathlib import Path
 
 from emulator.guests.qemu import disk, rootfs
 from emulator.guests.qemu.resolve import manifest_digest, resolve
-from emulator.guests.qemu.tools import ensure_tools
+from emulator.guests.qemu.tools import ensure_tools, tool
 
 DISK_SIZE_MIB = 2048
 RECIPE_REVISION = 1  # bump when the build steps change in a way the recipe dict does not show
@@ -194,6 +195,30 @@ def _build(entry: Path, suite: str, recipe: str, key: str, version: str, log: Lo
         shutil.rmtree(work, ignore_errors=True)
 
 
+# what ``export`` writes: qemu-img's output format and options (a dynamic VHD, as Hyper-V makes by default)
+EXPORT_FORMATS = {"qcow2": ("qcow2", []), "raw": ("raw", []), "vmdk": ("vmdk", []), "vhdx": ("vhdx", []),
+                  "vhd": ("vpc", ["-o", "subformat=dynamic"]), "vhd-fixed": ("vpc", ["-o", "subformat=fixed,force_size=on"])}
+
+
+def export_disk(image: BaseImage, dest: Path, fmt: str = "qcow2") -> Path:
+    """The base image as a standalone disk file (no backing file): what an on-premises build would hand over.
+
+    It boots the way Azure would find it, from its own partition table and /boot (the local Azure reads the
+    kernel from the disk), and it is generalized: empty machine-id, no SSH host keys, no users."""
+    out_format, options = EXPORT_FORMATS[fmt]
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    partial = dest.with_name(f".{dest.name}.part")
+    try:
+        subprocess.run([tool("qemu-img"), "convert", "-q", "-f", "qcow2", "-O", out_format, *options,
+                        str(image.qcow2), str(partial)], check=True, capture_output=True, timeout=600)
+        partial.chmod(0o644)
+        partial.replace(dest)
+    finally:
+        partial.unlink(missing_ok=True)
+    return dest
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m emulator.guests.qemu.image")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -201,8 +226,18 @@ def main(argv: list[str] | None = None) -> int:
     build.add_argument("--cache-dir", type=Path, default=None)
     build.add_argument("--suite", default="bookworm")
     build.add_argument("--offline", action="store_true", help="reuse the newest cached image, no mirror")
+    export = sub.add_parser("export", help="write the base image as a disk file, as an on-premises disk to import")
+    export.add_argument("dest", type=Path)
+    export.add_argument("--format", default="qcow2", choices=sorted(EXPORT_FORMATS))
+    export.add_argument("--cache-dir", type=Path, default=None)
+    export.add_argument("--offline", action="store_true", help="reuse the newest cached image, no mirror")
     args = parser.parse_args(argv)
     started = time.monotonic()
+    if args.command == "export":
+        image = build_base_image(args.cache_dir, refresh=not args.offline)
+        written = export_disk(image, args.dest, args.format)
+        print(f"exported {image.version} to {written} ({args.format}, {written.stat().st_size // 2**20} MiB file)")
+        return 0
     image = build_base_image(args.cache_dir, suite=args.suite, refresh=not args.offline)
     used = image.qcow2.stat().st_blocks * 512
     print(f"image    {image.qcow2}")
