@@ -39,8 +39,9 @@ def _doc(d: ImageDefinition) -> str:
             f"- **Disk**: `{disk.get('path')}` (format {disk.get('format', 'auto')}); the run's `disk_path` "
             "param imports another file\n"
             f"- **Regions**: {regions}\n\n"
-            f"Defined in `include/images/{d.name}.yaml`. Stages: plan → inspect disk (format, footer, generation, "
-            "OS state: nothing is created before these pass) → prepare disk (fixed VHD, whole MiB) → environment "
+            f"Defined in `include/images/{d.name}.yaml`. Stages: plan → prepare disk (format, footer; a fixed "
+            "VHD of whole MiB) → inspect disk (Hyper-V generation, OS state: nothing is created before these pass) "
+            "→ environment "
             "(storage account, gallery) → upload (page blob: parallel, empty ranges skipped, resumable, verified) → "
             "capture → replicate → smoke test per region → promote → report; teardown (blob, work files, run "
             "group) and record lineage always run.")
@@ -73,18 +74,18 @@ def disk_import_dag(d: ImageDefinition, *, dag_id: str, params: dict[str, Param]
             """Stop here for a plan-only run (its plan and preview are in the plan task's log and XCom)."""
             return not p.get("plan_only")
 
-        @task(task_id="inspect_disk")
-        def inspect_disk(p: Any) -> dict[str, Any]:
-            with retry_only_transient("inspect disk"):
-                return imports.inspect(Build.from_task(p, conn))
-
         @task(task_id="prepare_disk")
-        def prepare_disk(p: Any, inspected: Any) -> dict[str, Any]:
+        def prepare_disk(p: Any) -> dict[str, Any]:
             with retry_only_transient("prepare disk"):
-                return imports.prepare(Build.from_task(p, conn), inspected)
+                return imports.prepare(Build.from_task(p, conn))
+
+        @task(task_id="inspect_disk")
+        def inspect_disk(p: Any, prepared: Any) -> dict[str, Any]:
+            with retry_only_transient("inspect disk"):
+                return imports.inspect(Build.from_task(p, conn), prepared)
 
         @task(task_id="build_environment")
-        def build_environment(p: Any, _prepared: Any) -> dict[str, Any]:
+        def build_environment(p: Any, _inspected: Any) -> dict[str, Any]:
             with retry_only_transient("build environment"):
                 return imports.environment(Build.from_task(p, conn))
 
@@ -94,9 +95,9 @@ def disk_import_dag(d: ImageDefinition, *, dag_id: str, params: dict[str, Param]
                 return imports.upload(Build.from_task(p, conn), prepared, env)
 
         @task(task_id="capture")
-        def capture(p: Any, env: Any, uploaded: Any, inspected: Any) -> dict[str, Any]:
+        def capture(p: Any, env: Any, uploaded: Any) -> dict[str, Any]:
             with retry_only_transient("capture"):
-                return imports.capture(Build.from_task(p, conn), env, uploaded, inspected)
+                return imports.capture(Build.from_task(p, conn), env, uploaded)
 
         @task(task_id="smoke_regions")
         def smoke_regions(p: Any, cap: Any, _replicated: Any) -> list[str]:
@@ -115,19 +116,19 @@ def disk_import_dag(d: ImageDefinition, *, dag_id: str, params: dict[str, Param]
 
         p = plan()
         go = proceed(p)
-        inspected = inspect_disk(p)
-        go >> inspected
-        prepared = prepare_disk(p, inspected)
-        env = build_environment(p, prepared)
+        prepared = prepare_disk(p)
+        go >> prepared
+        inspected = inspect_disk(p, prepared)
+        env = build_environment(p, inspected)
         uploaded = upload(p, prepared, env)
-        cap = capture(p, env, uploaded, inspected)
+        cap = capture(p, env, uploaded)
         replicated = WaitForReplicationOperator(task_id="replicate", plan=p, azure_conn_id=conn,
                                                 region_timeout_seconds=d.replication_timeout_minutes * 60)
         cap >> replicated
         smoke = SmokeTestOperator.partial(task_id="smoke_test", plan=p, capture=cap, azure_conn_id=conn,
                                           **(smoke_pool or {})).expand(region=smoke_regions(p, cap, replicated.output))
         promoted = promote(p, replicated.output, smoke.output)
-        summary = report(p, {"inspect_disk": inspected, "prepare_disk": prepared, "build_environment": env,
+        summary = report(p, {"prepare_disk": prepared, "inspect_disk": inspected, "build_environment": env,
                              "upload": uploaded, "capture": cap, "replicate": replicated.output,
                              "smoke_test": smoke.output, "promote": promoted})
         planned = cast(Any, p).operator

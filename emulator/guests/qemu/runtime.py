@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING, Any
 
 from emulator.core.context import Context
 from emulator.guests.base import GuestEvents, GuestRuntime, GuestSpec, RunResult
+from emulator.guests.imported import boot_failure
 from emulator.guests.qemu import qga, qmp
 from emulator.guests.qemu.seed import build_seed
 from emulator.guests.qemu.tools import tool
@@ -336,6 +337,11 @@ class QemuRuntime:
         """First call: overlay + seed + QEMU; later calls: start QEMU again on the same overlay."""
         if spec.os_type != "Linux":
             raise ValueError(f"the QEMU runtime runs Linux guests only; VM {spec.vm_id} is {spec.os_type}")
+        failure = boot_failure(spec)  # an imported disk with no OS on it: fails as a VM's boot does
+        if failure is not None:
+            log.warning("qemu guest %s: %s", spec.vm_id.rsplit("/", 1)[-1], failure[1])
+            self._fire("failed", spec.vm_id, *failure)
+            return
         vm = self._vm(spec.vm_id, create=True)
         assert vm is not None
         with self._lock:

@@ -18,6 +18,9 @@ RUNTIME_TOOLS: dict[str, str] = {
     "qemu-img": "qemu-utils",
     "genisoimage": "genisoimage",
 }
+IMPORT_TOOLS: dict[str, str] = {  # reading an uploaded VHD's filesystem (emulator/guests/imported.py)
+    "debugfs": "e2fsprogs",
+}
 
 
 class ToolsMissing(RuntimeError):
@@ -49,5 +52,5 @@ def tool(cmd: str) -> str:
     """Absolute path of ``cmd``, also found in sbin when PATH lacks it (non-login shells)."""
     found = shutil.which(cmd) or shutil.which(cmd, path="/usr/sbin:/sbin:/usr/bin:/bin")
     if not found:
-        raise ToolsMissing([BUILD_TOOLS.get(cmd) or RUNTIME_TOOLS.get(cmd) or cmd])
+        raise ToolsMissing([BUILD_TOOLS.get(cmd) or RUNTIME_TOOLS.get(cmd) or IMPORT_TOOLS.get(cmd) or cmd])
     return found

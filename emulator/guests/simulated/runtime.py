@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from emulator.core.context import Context
 from emulator.guests.base import GuestEvents, GuestRuntime, GuestSpec, RunResult
+from emulator.guests.imported import boot_failure
 from emulator.guests.simulated import catalog, disk
 from emulator.guests.simulated.linux import LinuxSystem, Provisioning
 from emulator.guests.simulated.session import (
@@ -674,6 +675,11 @@ class SimulatedRuntime:
         with self._guests_lock:
             g = self._get(spec.vm_id)
             if g is None:
+                failure = boot_failure(spec)  # an imported disk with no OS on it: fails as a VM's boot does
+                if failure is not None:
+                    log.warning("simulated guest %s: %s", spec.vm_id.rsplit("/", 1)[-1], failure[1])
+                    self._fire("failed", spec.vm_id, *failure)
+                    return
                 if not disk.is_simulated(spec.disk):
                     raise ValueError(f"the simulated runtime cannot boot a {spec.disk.get('kind')!r} disk")
                 family = spec.disk["os"].get("family")

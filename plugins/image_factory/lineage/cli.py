@@ -17,7 +17,7 @@ import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TextIO
 
-from image_factory.lineage.record import FAILED, parent_tag
+from image_factory.lineage.record import FAILED, parent_tag, source_label
 from image_factory.lineage.store import LineageError, LineageStore, split_package, summarize
 
 USAGE_ERROR, STORE_ERROR = 2, 1
@@ -67,6 +67,8 @@ def source_text(rec: Mapping[str, Any], parent: Mapping[str, Any] | None = None)
     if source.get("publisher"):
         return (f"Marketplace {source['publisher']}:{source['offer']}:{source['sku']} "
                 f"version {source.get('version')}{requested}")
+    if source.get("disk"):
+        return f"imported {source_label(source)} from {source.get('host') or 'a worker'}"
     kind = str(source.get("kind") or "image").replace("_", " ")
     known = f"{label(parent)} " if parent and parent.get("image") else ""
     return f"{kind} {known}{rec.get('parent_id') or source.get('id')}{requested}"

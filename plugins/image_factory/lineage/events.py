@@ -3,7 +3,8 @@
 Datasets are named so that generations connect: a version is the output of its build
 (namespace ``azurecompute://<subscription>``, name ``<group>/<gallery>/<definition>/<version>``)
 and the input of every build that starts from it. Marketplace images live in the
-``azure-marketplace`` namespace as ``publisher:offer:sku:version``. What standard facets cannot
+``azure-marketplace`` namespace as ``publisher:offer:sku:version``; an imported disk file is
+``file://<worker host>`` and its path. What standard facets cannot
 say (trigger, scripts, package manifest digest, smoke results, replication) travels in the
 ``goldenImageBuild`` run facet and the ``goldenImageVersion`` dataset facet.
 """
@@ -71,6 +72,8 @@ def dataset_name(resource_id: str) -> tuple[str, str]:
 def source_dataset(source: Mapping[str, Any]) -> Dataset:
     if source.get("id"):
         return Dataset(*dataset_name(source["id"]))
+    if source.get("disk"):  # an imported file, named as OpenLineage names local files: file://<host>, path
+        return Dataset(f"file://{source.get('host') or 'localhost'}", str(source["disk"]))
     return Dataset(MARKETPLACE_NAMESPACE, f"{source['publisher']}:{source['offer']}:{source['sku']}:{source['version']}")
 
 

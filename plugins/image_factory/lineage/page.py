@@ -14,6 +14,8 @@ from html import escape
 from typing import Any
 from urllib.parse import quote
 
+from image_factory.lineage.record import source_label
+
 Record = Mapping[str, Any]
 
 NODE_W, NODE_H, GAP_X, GAP_Y, PAD, HEAD = 210, 34, 70, 16, 12, 22
@@ -248,9 +250,7 @@ def _names(records: Iterable[Record]) -> dict[str, str]:
 def _parent_cell(rec: Record, by_key: Mapping[str, Record], base: str) -> str:
     parent = rec.get("parent_id")
     if not parent:
-        source = rec.get("source") or {}
-        return esc(":".join(str(source.get(k) or "") for k in ("publisher", "offer", "sku", "version"))
-                   if source.get("publisher") else "—")
+        return esc(source_label(rec.get("source") or {}))
     known = by_key.get(parent)
     if known is None:
         return f'{esc(short_ref(parent))} <span class="muted">(unrecorded)</span>'

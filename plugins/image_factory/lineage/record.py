@@ -78,6 +78,25 @@ def _regions(plan: Mapping[str, Any], stages: Mapping[str, Any]) -> list[dict[st
     return out
 
 
+def imported_source(stages: Mapping[str, Any]) -> dict[str, Any]:
+    """What an import's tasks found out about its disk file: the record's source beside the file's path."""
+    prepared, inspected = stages.get("prepare_disk") or {}, stages.get("inspect_disk") or {}
+    facts = {"detected_format": prepared.get("source_format"), "virtual_size": prepared.get("virtual_size"),
+             "converted": prepared.get("converted"), "vhd_sha256": (stages.get("upload") or {}).get("sha256"),
+             "host": inspected.get("host"), "os_release": (inspected.get("os_release") or {}).get("PRETTY_NAME")}
+    return {k: v for k, v in facts.items() if v is not None}
+
+
+def source_label(source: Mapping[str, Any]) -> str:
+    """One line naming a record's source: a Marketplace URN, an imported file, or an image id."""
+    if source.get("publisher"):
+        return ":".join(str(source.get(k) or "") for k in ("publisher", "offer", "sku", "version"))
+    if source.get("disk"):
+        digest = f", VHD sha256 {str(source['vhd_sha256'])[:12]}…" if source.get("vhd_sha256") else ""
+        return f"disk {source['disk']} ({source.get('detected_format') or source.get('format') or '?'}{digest})"
+    return str(source.get("id") or "—")
+
+
 def describe_image(definition: Any) -> dict[str, Any]:
     """What the record needs of the image definition: where it publishes and which source version it asked for."""
     src = definition.source.marketplace or definition.source.gallery_image_version or {}
@@ -96,6 +115,8 @@ def build(plan: Mapping[str, Any], stages: Mapping[str, Any], *, image: Mapping[
     version_id = capture.get("version_id") or image.get("version_id")  # planned: failed runs are keyed the same
     managed = capture.get("managed_image_id")
     source = dict(plan["source"])
+    if plan.get("source_kind") == "disk":
+        source.update(imported_source(stages))
     key = artifact_id(version_id or managed or f"{plan['image']}@{plan['version']}")
     status = PUBLISHED if promoted and not failed_task else FAILED
     timings = {name: out["seconds"] for name, out in stages.items()
@@ -114,7 +135,8 @@ def build(plan: Mapping[str, Any], stages: Mapping[str, Any], *, image: Mapping[
         "parent_id": parent_of(source),
         "git_commit": git_commit,
         "scripts": [{"path": s["path"], "sha256": s["sha256"]} for s in custom.get("scripts") or []],
-        "packages": sorted(custom.get("packages") or []),
+        # a build lists its VM's packages; an import reads its disk's dpkg database
+        "packages": sorted(custom.get("packages") or (stages.get("inspect_disk") or {}).get("packages") or []),
         "stage_seconds": timings,
         "regions": _regions(plan, stages),
         "smoke": _smoke(stages),

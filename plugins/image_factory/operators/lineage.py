@@ -23,7 +23,7 @@ from image_factory.operators.base import DEFAULT_CONN_ID
 log = logging.getLogger(__name__)
 
 # the pipeline's tasks in run order: the first that failed is where the build stopped
-STAGES = ("plan", "inspect_disk", "prepare_disk", "build_environment", "upload", "provision_vm", "wait_for_guest", "check_changes", "customise", "generalize",
+STAGES = ("plan", "prepare_disk", "inspect_disk", "build_environment", "upload", "provision_vm", "wait_for_guest", "check_changes", "customise", "generalize",
           "wait_for_stop", "deallocate", "capture", "replicate", "smoke_test", "promote", "report")
 FAILED_STATES = {"failed", "upstream_failed"}
 COMMIT_ENV = "IMAGE_FACTORY_GIT_COMMIT"

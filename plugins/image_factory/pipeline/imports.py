@@ -1,8 +1,8 @@
 """The steps of an import (``source.disk``): a disk file on the worker becomes a published image version.
 
-Everything that can be wrong with the file is found before the first ARM write: ``inspect`` (format,
-Hyper-V generation and OS state against the definition) and ``prepare`` (the fixed, whole-MiB VHD
-Azure takes, its footer checked) touch only the worker's disk. ``environment`` then makes the
+Everything that can be wrong with the file is found before the first ARM write: ``prepare`` (its
+format, and the fixed, whole-MiB VHD Azure takes, footer checked) and ``inspect`` (Hyper-V generation,
+OS type and state against the definition) touch only the worker's disk. ``environment`` then makes the
 storage side, ``upload`` sends the page blob (resuming an interrupted try) and ``capture`` creates
 the image from it; the rest of the run is the build's own (replicate, smoke, promote, report).
 Teardown removes the blob and the work folder (``cleanup``) with the run's resource group.
@@ -73,44 +73,53 @@ def _rejected(exc: Exception) -> PermanentError:
     return PermanentError(f"source.disk: {exc}")
 
 
-# 1. inspect: what is this file, and does it match the definition? ---------------------------------
-def inspect(b: Build) -> dict[str, Any]:
-    from image_factory.disks import inspect as disk_inspect
+# 1. prepare: the fixed, whole-MiB VHD Azure takes (no conversion for a sound fixed VHD) ---------------------
+FORMAT_FAMILIES = {"raw": "raw", "qcow2": "qcow2", "vmdk": "vmdk", "vhd-fixed": "vhd", "vhd-dynamic": "vhd",
+                   "vhdx": "vhdx"}
+
+
+def prepare(b: Build) -> dict[str, Any]:
+    """Detect the file's format (it must be the declared one), convert it in the run's work folder if needed."""
+    from image_factory.disks import convert
 
     def run() -> dict[str, Any]:
-        d, source = b.definition, b.plan["source"]
+        source = b.plan["source"]
+        folder = work_dir(b.plan)
+        folder.mkdir(parents=True, exist_ok=True)
         try:
-            report = disk_inspect.inspect_disk(Path(source["disk"]))
+            planned = convert.plan_conversion(source["disk"])
+            found = FORMAT_FAMILIES.get(planned.detected.format, planned.detected.format)
             wanted = source.get("format", "auto")
-            if wanted != "auto" and wanted != report.format_family:
+            if wanted not in ("auto", found):
                 raise ValueError(f"format: the definition says {wanted} but {source['disk']} is a "
-                                 f"{report.format_name} file")
+                                 f"{planned.detected.format} disk ({planned.detected.evidence})")
+            result = convert.convert_to_fixed_vhd(source["disk"], folder)
+        except (ValueError, OSError) as exc:
+            raise _rejected(exc) from exc
+        out = result.as_dict()
+        log.info("Prepared %s (%s): %s", source["disk"], out["source_format"],
+                 out["note"] or ("converted to a fixed VHD" if out["converted"] else "already a sound fixed VHD"))
+        return out
+    return _timed(run)
+
+
+# 2. inspect: does the disk match the definition? (Hyper-V generation, OS type and state) ---------------------
+def inspect(b: Build, prepared: dict[str, Any]) -> dict[str, Any]:
+    """Read the prepared VHD's partition table and root filesystem; any contradiction stops the run here."""
+    from image_factory.disks import inspect as disk_inspect
+    from image_factory.disks.packages import installed_packages
+
+    def run() -> dict[str, Any]:
+        d = b.definition
+        try:
+            report = disk_inspect.inspect_disk(prepared["path"], work_dir=work_dir(b.plan))
             disk_inspect.check_against(report, os_type=d.os_type, os_state=d.os_state,
                                        hyper_v_generation=d.hyper_v_generation)
         except (ValueError, OSError) as exc:
             raise _rejected(exc) from exc
-        facts = report.summary()
-        log.info("Disk %s: %s, %d bytes virtual, %s; OS state %s", source["disk"], facts.get("format"),
-                 facts.get("virtual_size") or 0, facts.get("generation"), facts.get("os_state"))
-        return {**facts, "host": socket.gethostname()}
-    return _timed(run)
-
-
-# 2. prepare: the fixed, whole-MiB VHD Azure takes -----------------------------------------------------
-def prepare(b: Build, inspected: dict[str, Any]) -> dict[str, Any]:
-    from image_factory.disks import convert
-
-    def run() -> dict[str, Any]:
-        source = Path(b.plan["source"]["disk"])
-        folder = work_dir(b.plan)
-        folder.mkdir(parents=True, exist_ok=True)
-        try:
-            result = convert.to_fixed_vhd(source, folder)
-        except (ValueError, OSError) as exc:
-            raise _rejected(exc) from exc
-        out = result.as_dict()
-        log.info("Prepared %s: %s", source, out)
-        return out
+        log.info("%s", report.summary())
+        return {**report.as_dict(), "source_format": prepared["source_format"], "host": socket.gethostname(),
+                "packages": installed_packages(report)}
     return _timed(run)
 
 
@@ -146,18 +155,19 @@ def upload(b: Build, prepared: dict[str, Any], env: dict[str, Any]) -> dict[str,
                                                           st["container"], st["blob"])
         threads = int((b.definition.source.disk or {}).get("upload_threads") or disk_upload.DEFAULT_THREADS)
         try:
-            result = disk_upload.upload_vhd(Path(prepared["path"]), client, threads=threads,
-                                            progress=lambda line: log.info("Upload: %s", line))
+            result = disk_upload.upload_vhd(Path(prepared["path"]), client, threads=threads)
         except disk_upload.BlobConflictError as exc:
-            raise PermanentError(f"staging blob {env['blob_url']}: {exc}") from exc
+            raise PermanentError(f"staging blob {st['container']}/{st['blob']}: {exc}") from exc
         out = result.as_dict()
-        log.info("Uploaded %s to %s: %s", prepared["path"], env["blob_url"], out)
+        log.info("Uploaded %s: %d of %d bytes sent (%d ranges already there, %d empty ranges skipped), verified "
+                 "by reading the blob back: %s", prepared["path"], out["bytes_sent"], out["size"],
+                 out["ranges_present"], out["ranges_skipped_zero"], out["read_back"])
         return {**out, "blob_url": env["blob_url"]}
     return _timed(run)
 
 
 # 5. capture: the managed image and/or the gallery version, from the blob ------------------------------------
-def capture(b: Build, env: dict[str, Any], uploaded: dict[str, Any], inspected: dict[str, Any]) -> dict[str, Any]:
+def capture(b: Build, env: dict[str, Any], uploaded: dict[str, Any]) -> dict[str, Any]:
     """Like a build's capture, with the uploaded VHD as the source (excluded from latest until promoted)."""
     from image_factory.hooks.access import AccessHook
     from image_factory.pipeline.steps import managed_image_name
