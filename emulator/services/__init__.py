@@ -15,6 +15,7 @@ ARM_SERVICES = [
     "emulator.services.network.urls",
     "emulator.services.compute.urls",
     "emulator.services.gallery.urls",
+    "emulator.services.storage.urls",
 ]
 # Endpoints outside ARM's authentication: sign-in, cloud metadata, the emulator's own operations.
 PUBLIC_SERVICES = [
@@ -22,6 +23,7 @@ PUBLIC_SERVICES = [
     "emulator.ops.urls",
     "emulator.services.gallery.ops_urls",
     "emulator.services.compute.ops_urls",
+    "emulator.services.storage.ops_urls",
     "emulator.storage.urls",
     "emulator.guests.simulated.urls",
 ]
@@ -31,6 +33,7 @@ LIFECYCLE: list[str] = [
     "emulator.guests.lifecycle:lifecycle",  # QEMU guests when selected: wraps the runtimes in a router
     "emulator.services.compute.runtime:hook",
     "emulator.services.gallery.replication:lifecycle",
+    "emulator.services.storage.models:lifecycle",  # Azurite, which serves the storage accounts' blob data
 ]
 
 

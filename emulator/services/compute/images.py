@@ -21,6 +21,7 @@ from emulator.core.errors import (
 from emulator.core.lifecycle import on_remove, remove
 from emulator.core.regions import canonical
 from emulator.core.store import Resource
+from emulator.guests.imported import descriptor_for
 from emulator.services.compute import vms
 from emulator.services.resources.models import get_group
 
@@ -62,7 +63,7 @@ def _vm_not_here(vm_id: str) -> NotFound:
 
 def put_image(ctx: Context, group: str, name: str, body: dict[str, Any], tags: dict[str, str],
               fail_with: dict[str, str] | None) -> tuple[Resource, bool, str]:
-    """Create an image from a generalized VM (or update an existing one's tags)."""
+    """Create an image from a generalized VM or a VHD blob (or update an existing one's tags)."""
     vms.entity_name(name, "imageName")
     g = get_group(ctx, group)
     rid = image_rid(ctx, g.name, name)
@@ -74,9 +75,12 @@ def put_image(ctx: Context, group: str, name: str, body: dict[str, Any], tags: d
     source_id = _source_vm_id(props)
     os_disk = ((props.get("storageProfile") or {}).get("osDisk")) or {}
     if source_id is None:
-        if os_disk.get("blobUri") or os_disk.get("managedDisk") or os_disk.get("snapshot"):
+        if os_disk.get("blobUri"):
+            return _from_blob(ctx, rid, name, location, props, os_disk, tags, fail_with)
+        if os_disk.get("managedDisk") or os_disk.get("snapshot"):
             raise InvalidParameter(
-                "The local Azure creates managed images from a VM only: give properties.sourceVirtualMachine.id.",
+                "The local Azure creates managed images from a VM or a VHD blob only: give "
+                "properties.sourceVirtualMachine.id or properties.storageProfile.osDisk.blobUri.",
                 target="sourceVirtualMachine",
             )
         raise InvalidParameter("Required parameter 'sourceVirtualMachine' is missing (null).",
@@ -158,6 +162,64 @@ def put_image(ctx: Context, group: str, name: str, body: dict[str, Any], tags: d
     return image, True, op
 
 
+def _from_blob(ctx: Context, rid: str, name: str, location: str, props: dict[str, Any], os_disk: dict[str, Any],
+               tags: dict[str, str], fail_with: dict[str, str] | None) -> tuple[Resource, bool, str]:
+    """An image from a generalized fixed VHD uploaded as a page blob to a storage account of this emulator."""
+    from emulator.storage import imported
+
+    os_type = os_disk.get("osType")
+    vms.required(os_type, "osDisk.osType")
+    if str(os_type).lower() not in ("linux", "windows"):
+        raise InvalidParameter(f"The value '{os_type}' of parameter 'osDisk.osType' is invalid: use Linux or Windows.",
+                               target="osDisk.osType")
+    os_type = "Linux" if str(os_type).lower() == "linux" else "Windows"
+    vms.required(os_disk.get("osState"), "osDisk.osState")
+    if os_disk["osState"] != "Generalized":
+        raise InvalidParameter("Managed images hold generalized OS disks only: osState must be 'Generalized'.",
+                               target="osDisk.osState")
+    hyper_v = str(props.get("hyperVGeneration") or "V1")
+    if hyper_v not in ("V1", "V2"):
+        raise InvalidParameter(f"The value '{hyper_v}' of parameter 'hyperVGeneration' is invalid: use V1 or V2.",
+                               target="hyperVGeneration")
+    uri = str(os_disk["blobUri"])
+    path = imported.fetch_vhd(ctx, uri, target="osDisk.blobUri")
+    size_gb = imported.size_gb(imported.check_footer(path, uri, "osDisk.blobUri"))
+    asked = os_disk.get("diskSizeGB")
+    if asked is not None and (not isinstance(asked, int) or asked < size_gb):
+        raise InvalidParameter(
+            f"The specified disk size {asked} GB is smaller than the size of the VHD blob {uri} ({size_gb} GB).",
+            target="osDisk.diskSizeGB",
+        )
+    image = Resource(
+        id=rid,
+        type=IMAGE_TYPE,
+        body={
+            "id": rid, "name": name, "type": IMAGE_TYPE, "location": location, "tags": tags,
+            "properties": {
+                "storageProfile": {
+                    "osDisk": {
+                        "osType": os_type, "osState": "Generalized", "blobUri": uri, "diskSizeGB": asked or size_gb,
+                        "caching": os_disk.get("caching", "ReadWrite"),
+                        "storageAccountType": os_disk.get("storageAccountType", "Standard_LRS"),
+                    },
+                    "dataDisks": [],
+                    "zoneResilient": bool((props.get("storageProfile") or {}).get("zoneResilient", False)),
+                },
+                "provisioningState": "Creating",
+                "hyperVGeneration": hyper_v,
+            },
+        },
+        # the downloaded VHD, as the guest runtime boots it (its kernel or its facts read off the disk)
+        internal={"disk": descriptor_for(ctx, path, os_type=os_type), "os_type": os_type, "hyper_v_generation": hyper_v,
+                  "size_gb": asked or size_gb, "os_name": None, "os_version": None, "token": uuid.uuid4().hex},
+    )
+    ctx.store.put(image)
+    op = lro.start(ctx, provider="compute", location=location, handler="compute.image_create",
+                   args={"id": rid, "token": image.internal["token"]}, delay=ctx.duration(CREATE_SECONDS),
+                   fail_with=fail_with)
+    return image, True, op
+
+
 def _update(ctx: Context, image: Resource, location: str, props: dict[str, Any],
             tags: dict[str, str]) -> tuple[Resource, bool, str]:
     if image.body["location"] != location:
@@ -171,6 +233,10 @@ def _update(ctx: Context, image: Resource, location: str, props: dict[str, Any],
     old_source = (image.properties.get("sourceVirtualMachine") or {}).get("id", "")
     if source_id is not None and source_id.lower() != str(old_source).lower():
         raise vms.property_change("sourceVirtualMachine")
+    blob_uri = (((props.get("storageProfile") or {}).get("osDisk")) or {}).get("blobUri")
+    old_blob = ((image.properties.get("storageProfile") or {}).get("osDisk") or {}).get("blobUri")
+    if blob_uri and str(blob_uri) != str(old_blob or ""):
+        raise vms.property_change("osDisk.blobUri")
     image.body["tags"] = tags
     ctx.store.put(image)
     op = lro.start(ctx, provider="compute", location=location, handler="compute.noop", args={}, delay=0.0)

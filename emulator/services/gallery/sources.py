@@ -6,19 +6,17 @@ definition must agree with (OS type, OS state, Hyper-V generation) and the disk 
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from emulator.core.context import Context
 from emulator.core.errors import ArmError, BadRequest, Conflict, InvalidParameter, NotFound
 from emulator.core.ids import parse
 from emulator.core.store import Resource
-from emulator.storage import blobs, vhd
+from emulator.guests.imported import descriptor_for
+from emulator.storage import blobs, imported
 
 SP = "galleryImageVersion.properties.storageProfile"
-GIB = 1024**3
 
 
 @dataclass
@@ -140,30 +138,33 @@ def _from(ctx: Context, kind: str, ref: str, target: str, location: str, *, owne
 
 
 def _vhd(ctx: Context, storage_profile: dict[str, Any], uri: str, target: str, definition: Resource) -> Source:
-    try:
-        account, container, name = blobs.parse_url(uri)
-        path = blobs.path_of(ctx, account, container, name)
-    except (ValueError, ArmError) as exc:
-        raise InvalidParameter(
-            f"The value '{uri}' of parameter '{target}' is not a valid blob URI: expected "
-            f"https://{{account}}{blobs.HOST_SUFFIX}/{{container}}/{{blob}}.",
-            target=target,
-        ) from exc
+    """A VHD blob: in Azurite when its account is a storage account here, else in the private blob store."""
     account_id = ((storage_profile.get("osDiskImage") or {}).get("source") or {}).get("storageAccountId")
-    if account_id:
-        _check_account(account_id, account, uri)
-    if not path.is_file():
-        raise InvalidParameter(f"Source was not found: {uri}. Please make sure the source exists.", target=target)
-    disk_name = Path(name).name
-    try:
-        footer = vhd.check_fixed(path)
-    except vhd.VhdError as exc:
-        raise InvalidParameter(_vhd_message(exc, disk_name, uri), target=target) from exc
+    in_azurite = imported.local_account(ctx, uri)
+    if in_azurite is not None:
+        if account_id:
+            _check_account(account_id, in_azurite.account, uri)
+        path = imported.fetch_vhd(ctx, uri, target=target)
+    else:
+        try:
+            account, container, name = blobs.parse_url(uri)
+            path = blobs.path_of(ctx, account, container, name)
+        except (ValueError, ArmError) as exc:
+            raise InvalidParameter(
+                f"The value '{uri}' of parameter '{target}' is not a valid blob URI: expected "
+                f"https://{{account}}{blobs.HOST_SUFFIX}/{{container}}/{{blob}}.",
+                target=target,
+            ) from exc
+        if account_id:
+            _check_account(account_id, account, uri)
+        if not path.is_file():
+            raise InvalidParameter(f"Source was not found: {uri}. Please make sure the source exists.", target=target)
+    footer = imported.check_footer(path, uri, target)
     props = definition.properties
     return Source(
-        kind="vhd", ref=uri, target=target, disk={"kind": "vhd", "path": str(path)},
+        kind="vhd", ref=uri, target=target, disk=descriptor_for(ctx, path, os_type=str(definition.properties["osType"])),
         os_type=props["osType"], os_state=props["osState"], hyper_v_generation=props.get("hyperVGeneration", "V1"),
-        size_gb=max(1, math.ceil(footer.current_size / GIB)), owned=False,
+        size_gb=imported.size_gb(footer), owned=False,
     )
 
 
@@ -177,19 +178,6 @@ def _check_account(account_id: str, account: str, uri: str) -> None:
             f"The storage account '{account_id}' does not hold the blob '{uri}': the blob's account is '{account}'.",
             target=f"{SP}.osDiskImage.source.storageAccountId",
         )
-
-
-def _vhd_message(exc: vhd.VhdError, disk: str, uri: str) -> str:
-    if exc.reason == "cookie":
-        return (f"The specified cookie value in VHD footer indicates that disk '{disk}' with blob {uri} is not a "
-                "supported VHD. Disk is expected to have cookie value 'conectix'.")
-    if exc.reason == "alignment":
-        return (f"Disk '{disk}' with blob {uri} has unsupported virtual size: {exc.detail}. "
-                "The size must be a whole number (in MBs).")
-    if exc.reason == "type":
-        return (f"Disk '{disk}' with blob {uri} is not a supported VHD: {exc.detail}. Convert it to a fixed VHD, "
-                "e.g. 'qemu-img convert -O vpc -o subformat=fixed,force_size'.")
-    return f"The VHD footer of disk '{disk}' with blob {uri} is invalid: {exc.detail}."
 
 
 def check_against(source: Source, definition: Resource) -> None:
