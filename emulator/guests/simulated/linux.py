@@ -466,6 +466,8 @@ class LinuxSystem:
         keys = "".join(k.strip() + "\n" for k in prov.ssh_keys)
         self.write(f"{home}/.ssh/authorized_keys", keys, mode=0o600)
         self.files[f"{home}/.ssh/authorized_keys"]["owner"] = prov.username
+        self.mkdir("/etc/sudoers.d", parents=True, mode=0o750)  # cloud-init makes the folders it writes into
+        self.mkdir("/etc/ssh/sshd_config.d", parents=True)
         self.write("/etc/sudoers.d/90-cloud-init-users",
                    f"# Created by cloud-init v. 22.4.2 on simulated boot\n\n# User rules for {prov.username}\n"
                    f"{prov.username} ALL=(ALL) NOPASSWD:ALL\n", mode=0o440)
@@ -480,6 +482,7 @@ class LinuxSystem:
             self.write("/var/lib/waagent/CustomData", prov.custom_data, mode=0o600)
             self.write(f"/var/lib/cloud/instances/{prov.instance_id}/user-data.txt", prov.custom_data, mode=0o600)
         self.write(f"/var/lib/cloud/instances/{prov.instance_id}/boot-finished", "simulated\n")
+        self.mkdir("/var/log", parents=True)
         self.write("/var/log/cloud-init.log", "\n".join(log) + "\n", append=True)
         self.os.setdefault("history", []).append({"event": "provisioned", "hostname": prov.hostname,
                                                   "user": prov.username, "instance": prov.instance_id})

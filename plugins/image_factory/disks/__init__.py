@@ -4,7 +4,7 @@ An on-premises disk (raw, qcow2, VMDK, VHD, VHDX) becomes a gallery image only a
 whose size is a whole number of MiB. These modules answer, before anything is uploaded or
 created: which format is the file (``formats``), is its VHD footer sound (``vhd``), how does it
 boot (``partitions``), what does its Linux root filesystem say about it (``filesystem``,
-``inspect``), and they turn it into the fixed VHD (``convert``). Everything is read from the
+``inspection``), and they turn it into the fixed VHD (``convert``). Everything is read from the
 file's bytes or with qemu-img and e2fsprogs' debugfs: no mounts, loop devices or root.
 """
 

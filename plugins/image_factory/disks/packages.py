@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from image_factory.disks.filesystem import ExtFilesystem, FilesystemError
 
 if TYPE_CHECKING:
-    from image_factory.disks.inspect import DiskReport
+    from image_factory.disks.inspection import DiskReport
 
 DPKG_STATUS = "/var/lib/dpkg/status"
 

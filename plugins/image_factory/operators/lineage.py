@@ -104,7 +104,7 @@ class RecordLineageOperator(BaseOperator):
         if rec["status"] == record.PUBLISHED:
             self._announce(context, b, rec)
         log.info("Lineage of %s %s recorded (%s%s): parent %s, %d packages, trigger %s", rec["image"], rec["version"],
-                 rec["status"], f" at {failed}" if failed else "", rec["parent_id"] or "none (Marketplace source)",
+                 rec["status"], f" at {failed}" if failed else "", rec["parent_id"] or f"none ({rec['source'].get('kind') or 'marketplace'} source)",
                  len(rec["packages"]), rec["run"]["trigger"])
         return {"artifact_id": rec["artifact_id"], "status": rec["status"], "failed_task": failed}
 

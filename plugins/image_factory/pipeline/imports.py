@@ -106,7 +106,7 @@ def prepare(b: Build) -> dict[str, Any]:
 # 2. inspect: does the disk match the definition? (Hyper-V generation, OS type and state) ---------------------
 def inspect(b: Build, prepared: dict[str, Any]) -> dict[str, Any]:
     """Read the prepared VHD's partition table and root filesystem; any contradiction stops the run here."""
-    from image_factory.disks import inspect as disk_inspect
+    from image_factory.disks import inspection as disk_inspect
     from image_factory.disks.packages import installed_packages
 
     def run() -> dict[str, Any]:
@@ -208,13 +208,29 @@ def capture(b: Build, env: dict[str, Any], uploaded: dict[str, Any]) -> dict[str
 
 # teardown: the blob and the work folder (the run's group goes with the build's teardown) ---------------------
 def cleanup(plan: dict[str, Any], azure_conn_id: str) -> dict[str, Any]:
-    """Delete the run's staging blob and converted disk; what is already gone is not an error."""
+    """Delete the run's staging blob and converted disk; what is already gone is not an error.
+
+    Only a blob the factory's upload wrote is deleted: one under that name with someone else's content
+    (the upload refused to touch it) is theirs to keep."""
+    from azure.core.exceptions import ResourceNotFoundError
+
+    from image_factory.disks.upload import META_TOOL, TOOL
     from image_factory.hooks.storage import StorageHook
 
     st = plan["staging"]
-    deleted_blob = StorageHook(azure_conn_id).delete_blob(st["resource_group"], st["storage_account"],
-                                                          st["container"], st["blob"])
+    storage = StorageHook(azure_conn_id)
+    outcome = "absent"
+    try:
+        blob = storage.blob_client(st["resource_group"], st["storage_account"], st["container"], st["blob"])
+        made_by = (blob.get_blob_properties().metadata or {}).get(META_TOOL)
+    except ResourceNotFoundError:  # no account, container or blob: the run never got that far
+        made_by = None
+    else:
+        outcome = "kept (not the factory's upload)"
+        if made_by == TOOL:
+            storage.delete_blob(st["resource_group"], st["storage_account"], st["container"], st["blob"])
+            outcome = "deleted"
     folder = work_dir(plan)
     existed = folder.exists()
     shutil.rmtree(folder, ignore_errors=True)
-    return {"blob_deleted": bool(deleted_blob), "work_dir_deleted": existed}
+    return {"blob": outcome, "work_dir_deleted": existed}

@@ -462,15 +462,13 @@ EXIT_MARK = "__smoke_exit__="
 def _smoke_through_run_command(b: Build, smoke: dict[str, Any]) -> dict[str, Any]:
     """A specialized imported disk keeps its own accounts, whose credentials the factory never had: its checks
     run through Run Command (the VM agent), as an operator would reach such a VM, not over SSH."""
-    import shlex
-
     def probe(command: str) -> tuple[int, str]:
-        out = b.compute.run_shell(b.resource_group, smoke["vm"], f"sh -c {shlex.quote(command)}; echo {EXIT_MARK}$?",
-                                  windows=False)
-        lines = out["stdout"].rstrip("\n").split("\n")
-        if not lines or not lines[-1].startswith(EXIT_MARK):
+        # Run Command runs the lines as one shell script: the last line reports the check's exit status
+        out = b.compute.run_shell(b.resource_group, smoke["vm"], f"{command}\necho {EXIT_MARK}$?", windows=False)
+        output, mark, status = out["stdout"].rpartition(EXIT_MARK)  # output need not end with a newline
+        if not mark or not status.strip().isdigit():
             return -1, (out["stdout"] + out["stderr"]).strip()
-        return int(lines[-1][len(EXIT_MARK):]), ("\n".join(lines[:-1]) + out["stderr"]).strip()
+        return int(status.strip()), (output + out["stderr"]).strip()
 
     code, hostname = probe("hostname")
     results = [{"name": "boots and its VM agent runs commands (specialized: no login credentials)",

@@ -16,7 +16,8 @@ well under a second for a few MiB. Other tests (the import DAG's) use ``build_di
   False writes a set machine-id, SSH host keys, user ``user`` (uid 1000) with a home,
   /var/lib/waagent/provisioned + ovf-env.xml and a cloud-init instance.
 
-The root filesystem's UUID is ``ROOT_UUID``; its os-release says Debian GNU/Linux 12.
+The root filesystem's UUID is ``ROOT_UUID``; its os-release says Debian GNU/Linux 12; its dpkg database
+lists ``PACKAGES`` as installed (and one package removed with its config files kept).
 """
 
 from __future__ import annotations
@@ -37,6 +38,14 @@ BIOS_BOOT_TYPE = "21686148-6449-6E6F-744E-656564454649"
 LINUX_TYPE = "0FC63DAF-8483-4772-8E79-3D69D8477DE4"
 OS_RELEASE = ('PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nNAME="Debian GNU/Linux"\nVERSION_ID="12"\n'
               'VERSION="12 (bookworm)"\nVERSION_CODENAME=bookworm\nID=debian\n')
+# what DPKG_STATUS says is installed
+PACKAGES = ("bash=5.2.15-2+b7", "dpkg=1.21.22", "openssh-server=1:9.2p1-2+deb12u3")
+DPKG_STATUS = ("Package: bash\nStatus: install ok installed\nArchitecture: amd64\nVersion: 5.2.15-2+b7\n"
+               "Description: GNU Bourne Again SHell\n the shell\n\n"
+               "Package: dpkg\nStatus: install ok installed\nArchitecture: amd64\nVersion: 1.21.22\n\n"
+               "Package: openssh-server\nStatus: install ok installed\nArchitecture: amd64\n"
+               "Version: 1:9.2p1-2+deb12u3\n\n"
+               "Package: telnet\nStatus: deinstall ok config-files\nArchitecture: amd64\nVersion: 0.17+2.4-2\n")
 PASSWD = ("root:x:0:0:root:/root:/bin/bash\ndaemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\n"
           "sshd:x:100:65534::/run/sshd:/usr/sbin/nologin\n_apt:x:42:65534::/nonexistent:/usr/sbin/nologin\n"
           "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n")
@@ -69,11 +78,13 @@ def write_rootfs(root: Path, *, generalized: bool, user: str = "alice") -> Path:
     (root / "etc").mkdir(parents=True, exist_ok=True)
     (root / "etc/os-release").symlink_to("../usr/lib/os-release")
     put("etc/hostname", "localhost\n")
+    put("var/lib/dpkg/status", DPKG_STATUS)
     put("etc/ssh/sshd_config", "PasswordAuthentication no\n")
     put("etc/waagent.conf", "Provisioning.Agent=auto\n")
     (root / "var/lib/waagent").mkdir(parents=True)
     (root / "var/lib/cloud").mkdir(parents=True)
     (root / "home").mkdir()
+    (root / "var/log").mkdir(parents=True)
     if generalized:
         put("etc/machine-id", "")
         put("etc/passwd", PASSWD)
@@ -82,9 +93,8 @@ def write_rootfs(root: Path, *, generalized: bool, user: str = "alice") -> Path:
     put("etc/passwd", PASSWD + f"{user}:x:1000:1000:{user}:/home/{user}:/bin/bash\n")
     (root / "home" / user).mkdir()
     put(f"home/{user}/.bashrc", "# bash\n")
-    for kind in ("ed25519", "ecdsa"):
-        put(f"etc/ssh/ssh_host_{kind}_key", f"-----BEGIN OPENSSH PRIVATE KEY----- {kind}\n", 0o600)
-        put(f"etc/ssh/ssh_host_{kind}_key.pub", f"ssh-{kind} AAAA root@localhost\n")
+    for kind in ("ed25519", "ecdsa"):  # real keys: a specialized disk's sshd serves them as they are
+        sh("ssh-keygen", "-q", "-t", kind, "-N", "", "-C", "root@localhost", "-f", str(root / f"etc/ssh/ssh_host_{kind}_key"))
     put("var/lib/waagent/provisioned", "")
     put("var/lib/waagent/ovf-env.xml", "<Environment/>\n")
     put("var/lib/cloud/instances/iid-local01/boot-finished", "1\n")

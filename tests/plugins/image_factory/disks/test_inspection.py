@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from image_factory.disks import MIB, DiskError
-from image_factory.disks.inspect import check_against, inspect_disk
+from image_factory.disks.inspection import check_against, inspect_disk
 from image_factory.errors import is_transient
 from tests.plugins.image_factory.disks.builders import sh
 
