@@ -36,22 +36,23 @@ class Pipeline:
     emu: LocalAzure
     stack: AirflowStack
     token: str
+    dag_id: str = DAG_ID
 
-    def trigger(self, reason: str) -> str:
-        return self.stack.trigger(DAG_ID, {"reason": reason}, self.token)
+    def trigger(self, reason: str, **conf: Any) -> str:
+        return self.stack.trigger(self.dag_id, {"reason": reason, **conf}, self.token)
 
     def wait_finished(self, run_id: str, timeout: float) -> str:
         """The run's final state; fails with the task states if it did not finish in time."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            state = self.stack.run_state(DAG_ID, run_id, self.token)
+            state = self.stack.run_state(self.dag_id, run_id, self.token)
             if state in FINISHED:
                 return state
             time.sleep(2)
         raise AssertionError(f"run {run_id} still {state} after {timeout:.0f} s: {self.states(run_id)}")
 
     def task_instances(self, run_id: str) -> list[dict[str, Any]]:
-        return self.stack.task_instances(DAG_ID, run_id, self.token)
+        return self.stack.task_instances(self.dag_id, run_id, self.token)
 
     def task(self, run_id: str, task_id: str) -> dict[str, Any]:
         return next(ti for ti in self.task_instances(run_id) if ti["task_id"] == task_id)
@@ -63,12 +64,12 @@ class Pipeline:
         }
 
     def report(self, run_id: str) -> dict[str, Any]:
-        return dict(self.stack.xcom(DAG_ID, run_id, "report", self.token))
+        return dict(self.stack.xcom(self.dag_id, run_id, "report", self.token))
 
     def run_seconds(self, run_id: str) -> float:
         from datetime import datetime
 
-        run = self.stack.api("GET", f"dags/{DAG_ID}/dagRuns/{run_id}", self.token).json()
+        run = self.stack.api("GET", f"dags/{self.dag_id}/dagRuns/{run_id}", self.token).json()
         return (datetime.fromisoformat(run["end_date"]) - datetime.fromisoformat(run["start_date"])).total_seconds()
 
     def leftovers(self, run_id: str) -> list[str]:
@@ -89,7 +90,7 @@ class Pipeline:
 
         The task's own log must also say it paused as deferred: the wait happened in the triggerer.
         """
-        folder = self.stack.home / "logs" / f"dag_id={DAG_ID}" / f"run_id={run_id}" / f"task_id={task_id}"
+        folder = self.stack.home / "logs" / f"dag_id={self.dag_id}" / f"run_id={run_id}" / f"task_id={task_id}"
         if map_index >= 0:
             folder /= f"map_index={map_index}"
         task_log = folder / f"attempt={try_number}.log"
@@ -108,7 +109,7 @@ class Pipeline:
         while time.monotonic() < deadline:
             if all(r["id"] != fault_id for r in self.emu.ops("GET", "faults")["value"]):
                 return
-            if self.stack.run_state(DAG_ID, run_id, self.token) in FINISHED:
+            if self.stack.run_state(self.dag_id, run_id, self.token) in FINISHED:
                 raise AssertionError(f"run {run_id} ended before reaching the fault: {self.states(run_id)}")
             time.sleep(0.1)
         raise AssertionError(f"no request matched fault {fault_id} within {timeout:.0f} s")
@@ -130,6 +131,7 @@ def running_pipeline(
     time_factor: float = 0.0,
     airflow_env: dict[str, str] | None = None,
     azure_start_timeout: float = 30.0,
+    dag_id: str = DAG_ID,
 ) -> Iterator[Pipeline]:
     """A local Azure and a whole Airflow deployment on free ports; both stopped by PID whatever happens."""
     emu = LocalAzure(tmp / "azure", time_factor=time_factor, env=azure_env)
@@ -143,8 +145,8 @@ def running_pipeline(
     try:
         stack.start()
         token = stack.token()
-        stack.wait_for_dag(DAG_ID, token)
-        yield Pipeline(emu, stack, token)
+        stack.wait_for_dag(dag_id, token)
+        yield Pipeline(emu, stack, token, dag_id)
     finally:
         try:
             stack.stop()
@@ -161,21 +163,21 @@ def gallery_hook(emu: LocalAzure, conn_id: str = "e2e_airflow_azure") -> Iterato
         yield GalleryHook(conn_id)
 
 
-def versions_of_run(emu: LocalAzure, run_id: str) -> list[Any]:
-    """The gallery versions of debian12-web that this run made (tag factory-run-id)."""
+def versions_of_run(emu: LocalAzure, run_id: str, image: str = IMAGE) -> list[Any]:
+    """The gallery versions of ``image`` that this run made (tag factory-run-id)."""
     from image_factory.pipeline.build import load_definition
 
-    d = load_definition(IMAGE)
+    d = load_definition(image)
     with gallery_hook(emu) as hook:
         return [
             v for v in hook.list_versions(d.gallery_resource_group, d.gallery_name, d.definition) if v.run_id == run_id
         ]
 
 
-def promoted(emu: LocalAzure, version: str) -> bool:
+def promoted(emu: LocalAzure, version: str, image: str = IMAGE) -> bool:
     from image_factory.pipeline.build import load_definition
 
-    d = load_definition(IMAGE)
+    d = load_definition(image)
     with gallery_hook(emu) as hook:
         return not hook.exclude_from_latest(d.gallery_resource_group, d.gallery_name, d.definition, version)
 
