@@ -9,21 +9,18 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from airflow.sdk import DAG, Param, get_parsing_context, task
 
+from image_factory.dag_parts import plan_and_proceed, publish_and_clean_up
 from image_factory.definition_schema import KNOWN_REGIONS
 from image_factory.definitions import DefinitionError, ImageDefinition, load_file
 from image_factory.fleet import Fleet, build_vm_pool
 from image_factory.fleet import load as load_fleet
 from image_factory.operators.base import DEFAULT_CONN_ID, retry_only_transient
 from image_factory.operators.compute import WaitForGuestOperator, WaitForPowerStateOperator
-from image_factory.operators.gallery import WaitForReplicationOperator
 from image_factory.operators.generalize import GeneralizeOperator
-from image_factory.operators.lineage import RecordLineageOperator
-from image_factory.operators.resources import TeardownOperator
-from image_factory.operators.smoke import SmokeTestOperator
 from image_factory.pipeline.build import include_dir
 
 DAG_PREFIX = "golden_"
@@ -104,18 +101,6 @@ def image_dag(d: ImageDefinition, *, azure_conn_id: str = DEFAULT_CONN_ID, fleet
                       "retry_exponential_backoff": 2.0, "max_retry_delay": timedelta(minutes=5)},
     ) as dag:
 
-        @task(task_id="plan")
-        def plan(**context: Any) -> dict[str, Any]:
-            with retry_only_transient("plan"):
-                run_type = context["dag_run"].run_type  # scheduled (the patch timetable), manual (UI, API), ...
-                return steps.plan_run(d.name, context["dag"].dag_id, context["run_id"], dict(context["params"]), conn,
-                                      run_type=str(getattr(run_type, "value", run_type)))
-
-        @task.short_circuit(task_id="proceed", ignore_downstream_trigger_rules=True)
-        def proceed(p: Any) -> bool:
-            """Stop here for a plan-only run (its plan and preview are in the plan task's log and XCom)."""
-            return not p.get("plan_only")
-
         @task(task_id="build_environment")
         def build_environment(p: Any) -> dict[str, Any]:
             with retry_only_transient("build environment"):
@@ -151,23 +136,7 @@ def image_dag(d: ImageDefinition, *, azure_conn_id: str = DEFAULT_CONN_ID, fleet
             with retry_only_transient("capture"):
                 return steps.capture(Build.from_task(p, conn), vm["vm_id"], checked)
 
-        @task(task_id="smoke_regions")
-        def smoke_regions(p: Any, cap: Any, _replicated: Any) -> list[str]:
-            if cap.get("version_id"):
-                return [r["name"] for r in p["regions"]]
-            return [p["location"]]  # a managed image lives in the build region only
-
-        @task(task_id="promote")
-        def promote(p: Any, replication: Any, results: Any) -> dict[str, Any]:
-            with retry_only_transient("promote"):
-                return steps.promote(Build.from_task(p, conn), replication, list(results))
-
-        @task(task_id="report")
-        def report(p: Any, stages: Any) -> dict[str, Any]:
-            return steps.report(p, stages)
-
-        p = plan()
-        go = proceed(p)
+        p, go = plan_and_proceed(d, conn)
         env = build_environment(p)
         go >> env
         vm = provision_vm(p, env)
@@ -181,24 +150,10 @@ def image_dag(d: ImageDefinition, *, azure_conn_id: str = DEFAULT_CONN_ID, fleet
         gen >> stopped
         dealloc = deallocate(p, stopped.output)
         cap = capture(p, vm, dealloc, checked)
-        replicated = WaitForReplicationOperator(task_id="replicate", plan=p, azure_conn_id=conn,
-                                                region_timeout_seconds=d.replication_timeout_minutes * 60)
-        cap >> replicated
-        smoke = SmokeTestOperator.partial(task_id="smoke_test", plan=p, capture=cap, azure_conn_id=conn,
-                                          **smoke_pool).expand(
-            region=smoke_regions(p, cap, replicated.output))
-        promoted = promote(p, replicated.output, smoke.output)
-        summary = report(p, {"build_environment": env, "provision_vm": vm, "wait_for_guest": ready.output,
-                             "check_changes": checked, "customise": custom, "generalize": gen.output,
-                             "wait_for_stop": stopped.output, "deallocate": dealloc, "capture": cap, "replicate": replicated.output,
-                             "smoke_test": smoke.output, "promote": promoted})
-        planned = cast(Any, p).operator  # the plan task itself: the setup both teardowns belong to
-        teardown = TeardownOperator(task_id="teardown", image=d.name, azure_conn_id=conn)
-        summary >> teardown.as_teardown(setups=planned)
-        # failed builds are recorded too; after teardown, so ``report`` stays a leaf that decides the run's state,
-        # and a failure to record fails the run (on_failure_fail_dagrun) rather than pass unseen
-        lineage = RecordLineageOperator(task_id="record_lineage", image=d.name, azure_conn_id=conn)
-        teardown >> lineage.as_teardown(setups=planned, on_failure_fail_dagrun=True)
+        publish_and_clean_up(d, p, cap, {"build_environment": env, "provision_vm": vm, "wait_for_guest": ready.output,
+                                         "check_changes": checked, "customise": custom, "generalize": gen.output,
+                                         "wait_for_stop": stopped.output, "deallocate": dealloc},
+                             conn=conn, smoke_pool=smoke_pool)
     return dag
 
 

@@ -9,16 +9,13 @@ where an interrupted try stopped. From ``capture`` on, the tasks are the build's
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any, cast
+from typing import Any
 
 from airflow.sdk import DAG, Param, task
 
+from image_factory.dag_parts import plan_and_proceed, publish_and_clean_up
 from image_factory.definitions import ImageDefinition
 from image_factory.operators.base import DEFAULT_CONN_ID, retry_only_transient
-from image_factory.operators.gallery import WaitForReplicationOperator
-from image_factory.operators.lineage import RecordLineageOperator
-from image_factory.operators.resources import TeardownOperator
-from image_factory.operators.smoke import SmokeTestOperator
 
 
 def import_params(common: dict[str, Param]) -> dict[str, Param]:
@@ -50,7 +47,7 @@ def _doc(d: ImageDefinition) -> str:
 def disk_import_dag(d: ImageDefinition, *, dag_id: str, params: dict[str, Param], start_date: Any,
                     azure_conn_id: str = DEFAULT_CONN_ID, smoke_pool: dict[str, Any] | None = None) -> DAG:
     """The import pipeline for one definition whose source is a disk file."""
-    from image_factory.pipeline import imports, steps
+    from image_factory.pipeline import imports
     from image_factory.pipeline.build import Build
 
     conn = azure_conn_id
@@ -61,18 +58,6 @@ def disk_import_dag(d: ImageDefinition, *, dag_id: str, params: dict[str, Param]
         default_args={"owner": d.owner, "retries": 3, "retry_delay": timedelta(seconds=15),
                       "retry_exponential_backoff": 2.0, "max_retry_delay": timedelta(minutes=5)},
     ) as dag:
-
-        @task(task_id="plan")
-        def plan(**context: Any) -> dict[str, Any]:
-            with retry_only_transient("plan"):
-                run_type = context["dag_run"].run_type
-                return steps.plan_run(d.name, context["dag"].dag_id, context["run_id"], dict(context["params"]), conn,
-                                      run_type=str(getattr(run_type, "value", run_type)))
-
-        @task.short_circuit(task_id="proceed", ignore_downstream_trigger_rules=True)
-        def proceed(p: Any) -> bool:
-            """Stop here for a plan-only run (its plan and preview are in the plan task's log and XCom)."""
-            return not p.get("plan_only")
 
         @task(task_id="prepare_disk")
         def prepare_disk(p: Any) -> dict[str, Any]:
@@ -99,41 +84,14 @@ def disk_import_dag(d: ImageDefinition, *, dag_id: str, params: dict[str, Param]
             with retry_only_transient("capture"):
                 return imports.capture(Build.from_task(p, conn), env, uploaded)
 
-        @task(task_id="smoke_regions")
-        def smoke_regions(p: Any, cap: Any, _replicated: Any) -> list[str]:
-            if cap.get("version_id"):
-                return [r["name"] for r in p["regions"]]
-            return [p["location"]]
-
-        @task(task_id="promote")
-        def promote(p: Any, replication: Any, results: Any) -> dict[str, Any]:
-            with retry_only_transient("promote"):
-                return steps.promote(Build.from_task(p, conn), replication, list(results))
-
-        @task(task_id="report")
-        def report(p: Any, stages: Any) -> dict[str, Any]:
-            return steps.report(p, stages)
-
-        p = plan()
-        go = proceed(p)
+        p, go = plan_and_proceed(d, conn)
         prepared = prepare_disk(p)
         go >> prepared
         inspected = inspect_disk(p, prepared)
         env = build_environment(p, inspected)
         uploaded = upload(p, prepared, env)
         cap = capture(p, env, uploaded)
-        replicated = WaitForReplicationOperator(task_id="replicate", plan=p, azure_conn_id=conn,
-                                                region_timeout_seconds=d.replication_timeout_minutes * 60)
-        cap >> replicated
-        smoke = SmokeTestOperator.partial(task_id="smoke_test", plan=p, capture=cap, azure_conn_id=conn,
-                                          **(smoke_pool or {})).expand(region=smoke_regions(p, cap, replicated.output))
-        promoted = promote(p, replicated.output, smoke.output)
-        summary = report(p, {"prepare_disk": prepared, "inspect_disk": inspected, "build_environment": env,
-                             "upload": uploaded, "capture": cap, "replicate": replicated.output,
-                             "smoke_test": smoke.output, "promote": promoted})
-        planned = cast(Any, p).operator
-        teardown = TeardownOperator(task_id="teardown", image=d.name, plan=p, azure_conn_id=conn)
-        summary >> teardown.as_teardown(setups=planned)
-        lineage = RecordLineageOperator(task_id="record_lineage", image=d.name, azure_conn_id=conn)
-        teardown >> lineage.as_teardown(setups=planned, on_failure_fail_dagrun=True)
+        publish_and_clean_up(d, p, cap, {"prepare_disk": prepared, "inspect_disk": inspected, "build_environment": env,
+                                         "upload": uploaded},
+                             conn=conn, smoke_pool=smoke_pool or {}, teardown_plan=p)
     return dag
