@@ -169,8 +169,7 @@ def upload(b: Build, prepared: dict[str, Any], env: dict[str, Any]) -> dict[str,
 # 5. capture: the managed image and/or the gallery version, from the blob ------------------------------------
 def capture(b: Build, env: dict[str, Any], uploaded: dict[str, Any]) -> dict[str, Any]:
     """Like a build's capture, with the uploaded VHD as the source (excluded from latest until promoted)."""
-    from image_factory.hooks.access import AccessHook
-    from image_factory.pipeline.steps import managed_image_name
+    from image_factory.pipeline.steps import begin_version, managed_image_name
 
     def run() -> dict[str, Any]:
         d, plan = b.definition, b.plan
@@ -184,24 +183,7 @@ def capture(b: Build, env: dict[str, Any], uploaded: dict[str, Any]) -> dict[str
                 m["resource_group"], managed_image_name(m["name"], plan["version"]), location=m["location"],
                 blob_uri=env["blob_url"], os_type=d.os_type, hyper_v_generation=d.hyper_v_generation, tags=tags)
         if d.gallery_version:
-            g = (d.gallery_resource_group, d.gallery_name, d.definition, plan["version"])
-            owner = next((v.run_id for v in b.gallery.list_versions(*g[:3]) if v.name == plan["version"]), plan["run_id"])
-            if owner != plan["run_id"]:
-                raise PermanentError(f"gallery version {plan['version']} was published meanwhile by run {owner!r}; "
-                                     "run the DAG again to take the next version")
-            status = b.gallery.version_status(*g)
-            if status and status["provisioning_state"] == "Failed":
-                with AccessHook(b.azure_conn_id).lock_lifted(d.gallery_resource_group):
-                    b.gallery.delete_version(*g)
-                status = None
-            if status is None:
-                eol = (datetime.now(UTC) + timedelta(days=d.end_of_life_days)) if d.end_of_life_days else None
-                b.gallery.begin_create_version(*g, location=d.gallery_location,
-                                               vhd=(env["blob_url"], env["storage_account_id"]),
-                                               regions=plan["regions"], exclude_from_latest=True, end_of_life=eol,
-                                               tags=tags)
-            out["version_id"] = (f"/subscriptions/{b.compute.subscription_id}/resourceGroups/{g[0]}/providers/"
-                                 f"Microsoft.Compute/galleries/{g[1]}/images/{g[2]}/versions/{g[3]}")
+            out["version_id"] = begin_version(b, tags, vhd=(env["blob_url"], env["storage_account_id"]))
         return out
     return _timed(run)
 

@@ -331,7 +331,6 @@ def capture(b: Build, vm_id: str, checked: dict[str, Any] | None = None) -> dict
     Tags record what the image is made of, for the next run's change check: the source, the
     scripts' digest and (when checked) the package updates the source's guest was offered.
     """
-    from image_factory.hooks.access import AccessHook
 
     def run() -> dict[str, Any]:
         d, plan = b.definition, b.plan
@@ -348,25 +347,34 @@ def capture(b: Build, vm_id: str, checked: dict[str, Any] | None = None) -> dict
                 m["resource_group"], managed_image_name(m["name"], plan["version"]), location=m["location"],
                 vm_id=vm_id, hyper_v_generation=d.hyper_v_generation, tags=tags)
         if d.gallery_version:
-            g = (d.gallery_resource_group, d.gallery_name, d.definition, plan["version"])
-            owner = next((v.run_id for v in b.gallery.list_versions(*g[:3]) if v.name == plan["version"]), plan["run_id"])
-            if owner != plan["run_id"]:  # another run took this number since planning: never touch its version
-                raise PermanentError(f"gallery version {plan['version']} was published meanwhile by run {owner!r}; "
-                                     "run the DAG again to take the next version")
-            status = b.gallery.version_status(*g)
-            if status and status["provisioning_state"] == "Failed":
-                with AccessHook(b.azure_conn_id).lock_lifted(d.gallery_resource_group):
-                    b.gallery.delete_version(*g)  # a failed earlier try: replaced, never patched in place
-                status = None
-            if status is None:
-                eol = (datetime.now(UTC) + timedelta(days=d.end_of_life_days)) if d.end_of_life_days else None
-                b.gallery.begin_create_version(*g, location=d.gallery_location, source_id=source_id,
-                                               regions=plan["regions"], exclude_from_latest=True,
-                                               end_of_life=eol, tags=tags)
-            out["version_id"] = (f"/subscriptions/{b.compute.subscription_id}/resourceGroups/{g[0]}/providers/"
-                                 f"Microsoft.Compute/galleries/{g[1]}/images/{g[2]}/versions/{g[3]}")
+            out["version_id"] = begin_version(b, tags, source_id=source_id)
         return out
     return _timed(run)
+
+
+def begin_version(b: Build, tags: dict[str, str], *, source_id: str | None = None,
+                  vhd: tuple[str, str] | None = None) -> str:
+    """Start this run's gallery version (excluded from latest) from a VM, image or version, or an uploaded VHD
+    (blob URI, storage account id); a retry finds it. Returns its id."""
+    from image_factory.hooks.access import AccessHook
+
+    d, plan = b.definition, b.plan
+    g = (d.gallery_resource_group, d.gallery_name, d.definition, plan["version"])
+    owner = next((v.run_id for v in b.gallery.list_versions(*g[:3]) if v.name == plan["version"]), plan["run_id"])
+    if owner != plan["run_id"]:  # another run took this number since planning: never touch its version
+        raise PermanentError(f"gallery version {plan['version']} was published meanwhile by run {owner!r}; "
+                             "run the DAG again to take the next version")
+    status = b.gallery.version_status(*g)
+    if status and status["provisioning_state"] == "Failed":
+        with AccessHook(b.azure_conn_id).lock_lifted(d.gallery_resource_group):
+            b.gallery.delete_version(*g)  # a failed earlier try: replaced, never patched in place
+        status = None
+    if status is None:
+        eol = (datetime.now(UTC) + timedelta(days=d.end_of_life_days)) if d.end_of_life_days else None
+        b.gallery.begin_create_version(*g, location=d.gallery_location, source_id=source_id, vhd=vhd,
+                                       regions=plan["regions"], exclude_from_latest=True, end_of_life=eol, tags=tags)
+    return (f"/subscriptions/{b.compute.subscription_id}/resourceGroups/{g[0]}/providers/"
+            f"Microsoft.Compute/galleries/{g[1]}/images/{g[2]}/versions/{g[3]}")
 
 
 def managed_image_name(base: str, version: str) -> str:
