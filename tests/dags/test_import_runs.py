@@ -122,6 +122,8 @@ def test_a_qcow2_disk_is_converted_uploaded_published_and_recorded(imports_env: 
     ("gen2.raw", {"generation": "V1"}, "inspect_disk", "image.hyper_v_generation"),
     ("lived-in.vhd", {}, "inspect_disk", "image.os_state"),
     ("onprem.qcow2", {"fmt": "vmdk"}, "prepare_disk", "format: the definition says vmdk"),
+    ("unaligned.vhd", {}, "prepare_disk", "vhd.whole_mib"),
+    ("corrupt.vhd", {}, "prepare_disk", "vhd.checksum"),
 ])
 def test_a_disk_that_contradicts_its_definition_is_refused_before_anything_is_created(
         imports_env: dict[str, Path], factory_env: LocalAzure, disk: str, definition: dict[str, str], where: str,
@@ -130,7 +132,8 @@ def test_a_disk_that_contradicts_its_definition_is_refused_before_anything_is_cr
     {"notes.txt": lambda p: p.write_text("these are my notes, not a disk\n" * 40),
      "gen2.raw": lambda p: build_disk(p, table="gpt", esp=True),
      "lived-in.vhd": lambda p: build_disk(p, fmt="vhd", generalized=False),
-     "onprem.qcow2": lambda p: build_disk(p, fmt="qcow2")}[disk](folder / disk)
+     "onprem.qcow2": lambda p: build_disk(p, fmt="qcow2"),
+     "unaligned.vhd": unaligned_vhd, "corrupt.vhd": corrupt_vhd}[disk](folder / disk)
     write_import(imports_env["include"], "imp-bad", disk=disk, **definition)
     before = request_seq(factory_env)
     run = run_import(imports_env["include"], "imp-bad")
@@ -139,6 +142,26 @@ def test_a_disk_that_contradicts_its_definition_is_refused_before_anything_is_cr
     out, err = capfd.readouterr()
     assert says in out + err
     assert arm_writes(factory_env, before) == []  # no group, no account, no blob, no version
+
+
+def unaligned_vhd(path: Path) -> None:
+    """A fixed VHD whose data is 8 MiB and 3 sectors: Azure takes whole MiB only."""
+    from image_factory.disks.vhd import make_footer
+
+    raw = build_disk(path.with_suffix(".raw"), size_mib=8)
+    data = raw.read_bytes() + bytes(3 * 512)
+    path.write_bytes(data + make_footer(len(data)))
+    raw.unlink()
+
+
+def corrupt_vhd(path: Path) -> None:
+    """A fixed VHD one bit of whose footer flipped in transit (its checksum no longer adds up)."""
+    build_disk(path, fmt="vhd")
+    with open(path, "r+b") as fh:
+        fh.seek(-512 + 40, 2)  # the footer's original-size field
+        byte = fh.read(1)
+        fh.seek(-1, 1)
+        fh.write(bytes([byte[0] ^ 0x01]))
 
 
 def test_a_specialized_disk_is_smoke_tested_through_run_command(imports_env: dict[str, Path]) -> None:
