@@ -14,8 +14,7 @@ import logging
 import os
 import shutil
 import socket
-import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,13 +23,13 @@ from image_factory.definitions import ImageDefinition
 from image_factory.errors import PermanentError
 from image_factory.naming import TAG_VERSION_RUN, run_tags
 from image_factory.pipeline.build import Build
+from image_factory.pipeline.steps import RUN_TTL, timed
 from image_factory.plan import PlanError
 
 log = logging.getLogger(__name__)
 
 IMPORT_DIR_ENV = "IMAGE_FACTORY_IMPORT_DIR"  # where relative disk paths point
 WORK_DIR_ENV = "IMAGE_FACTORY_WORK_DIR"  # where converted disks are written, one folder per run
-RUN_TTL = timedelta(hours=12)
 
 
 def _airflow_home() -> Path:
@@ -59,13 +58,6 @@ def work_dir(plan: dict[str, Any]) -> Path:
     """The run's own folder for the converted disk (removed by teardown)."""
     base = Path(os.environ.get(WORK_DIR_ENV) or _airflow_home() / "image-factory" / "work")
     return base / f"{plan['image']}-{plan['digest']}"
-
-
-def _timed(fn: Any) -> dict[str, Any]:
-    started = time.monotonic()
-    out: dict[str, Any] = fn()
-    out["seconds"] = round(time.monotonic() - started, 3)
-    return out
 
 
 def _rejected(exc: Exception) -> PermanentError:
@@ -100,7 +92,7 @@ def prepare(b: Build) -> dict[str, Any]:
         log.info("Prepared %s (%s): %s", source["disk"], out["source_format"],
                  out["note"] or ("converted to a fixed VHD" if out["converted"] else "already a sound fixed VHD"))
         return out
-    return _timed(run)
+    return timed(run)
 
 
 # 2. inspect: does the disk match the definition? (Hyper-V generation, OS type and state) ---------------------
@@ -120,7 +112,7 @@ def inspect(b: Build, prepared: dict[str, Any]) -> dict[str, Any]:
         log.info("%s", report.summary())
         return {**report.as_dict(), "source_format": prepared["source_format"], "host": socket.gethostname(),
                 "packages": installed_packages(report)}
-    return _timed(run)
+    return timed(run)
 
 
 # 3. environment: the run's group (smoke VMs), the gallery side, the staging account ------------------------
@@ -141,7 +133,7 @@ def environment(b: Build) -> dict[str, Any]:
         storage.ensure_container(st["resource_group"], st["storage_account"], st["container"])
         return {"resource_group": b.resource_group, "storage_account_id": account_id,
                 "blob_url": storage.blob_url(st["resource_group"], st["storage_account"], st["container"], st["blob"])}
-    return _timed(run)
+    return timed(run)
 
 
 # 4. upload: a page blob, sent in parallel, empty ranges skipped, resumable, verified ---------------------
@@ -163,7 +155,7 @@ def upload(b: Build, prepared: dict[str, Any], env: dict[str, Any]) -> dict[str,
                  "by reading the blob back: %s", prepared["path"], out["bytes_sent"], out["size"],
                  out["ranges_present"], out["ranges_skipped_zero"], out["read_back"])
         return {**out, "blob_url": env["blob_url"]}
-    return _timed(run)
+    return timed(run)
 
 
 # 5. capture: the managed image and/or the gallery version, from the blob ------------------------------------
@@ -185,7 +177,7 @@ def capture(b: Build, env: dict[str, Any], uploaded: dict[str, Any]) -> dict[str
         if d.gallery_version:
             out["version_id"] = begin_version(b, tags, vhd=(env["blob_url"], env["storage_account_id"]))
         return out
-    return _timed(run)
+    return timed(run)
 
 
 # teardown: the blob and the work folder (the run's group goes with the build's teardown) ---------------------

@@ -24,7 +24,8 @@ SSH_PORT, WINRMS_PORT = 22, 5986
 RUN_TTL = timedelta(hours=12)
 
 
-def _timed(fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+def timed(fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """Run a step; its result says how long it took (``seconds``: the report's and lineage's stage timings)."""
     started = time.monotonic()
     out = fn()
     out["seconds"] = round(time.monotonic() - started, 3)
@@ -154,7 +155,7 @@ def build_environment(b: Build) -> dict[str, Any]:
             ports=[WINRMS_PORT] if b.windows else [SSH_PORT], tags=tags)
         return {"resource_group": b.resource_group, "nic_id": net["nic_id"], "allowed_source": allow,
                 "address": b.network.public_ip_address(b.resource_group, names.public_ip("build"))}
-    return _timed(run)
+    return timed(run)
 
 
 def ensure_gallery_side(b: Build) -> dict[str, str]:
@@ -189,7 +190,7 @@ def provision(b: Build, env: dict[str, Any]) -> dict[str, Any]:
             **creds)
         return {"vm_id": vm["id"], "created": vm["created"], "address": env["address"],
                 "port": WINRMS_PORT if b.windows else SSH_PORT}
-    return _timed(run)
+    return timed(run)
 
 
 def guest_port(b: Build) -> tuple[int, str]:
@@ -246,7 +247,7 @@ def check_changes(b: Build, ready: dict[str, Any]) -> dict[str, Any]:
         logging.getLogger(__name__).info("%s: %s", "Publishing" if decision["publish"] else
                                          "Not publishing (teardown deletes the build VM)", decision["reason"])
         return {**decision, "updates": updates, "against": check.get("against")}
-    return _timed(run)
+    return timed(run)
 
 
 # 5. customise --------------------------------------------------------------------------
@@ -265,7 +266,7 @@ def customise(b: Build, ready: dict[str, Any]) -> dict[str, Any]:
             scripts.append({"path": script.path, "sha256": script.sha256, "seconds": round(result.seconds, 3)})
         manifest = guest.package_manifest()
         return {"scripts": scripts, "packages": [f"{name}={version}" for name, version in manifest]}
-    return _timed(run)
+    return timed(run)
 
 
 # 6. generalize (or just power off, for a specialized image) -----------------------------------
@@ -291,7 +292,7 @@ def generalize_guest(b: Build, ready: dict[str, Any]) -> dict[str, Any]:
             return {"mode": "deprovision" if b.definition.generalized else "shutdown", "output": str(seen)[-2000:]}
         guest.run_script("shutdown", WINDOWS_SHUTDOWN)
         return {"mode": "shutdown"}
-    return _timed(run)
+    return timed(run)
 
 
 def sysprep_start(b: Build, ready: dict[str, Any]) -> tuple[bool, str]:
@@ -321,7 +322,7 @@ def deallocate_and_mark(b: Build) -> dict[str, Any]:
         if b.definition.generalized:
             b.compute.generalize(b.resource_group, vm)
         return {"generalized": b.definition.generalized}
-    return _timed(run)
+    return timed(run)
 
 
 # 8. capture -----------------------------------------------------------------------------
@@ -349,7 +350,7 @@ def capture(b: Build, vm_id: str, checked: dict[str, Any] | None = None) -> dict
         if d.gallery_version:
             out["version_id"] = begin_version(b, tags, source_id=source_id)
         return out
-    return _timed(run)
+    return timed(run)
 
 
 def begin_version(b: Build, tags: dict[str, str], *, source_id: str | None = None,
@@ -414,7 +415,7 @@ def smoke_create(b: Build, region: str, image_id: str) -> dict[str, Any]:
             os_type=d.os_type, computer_name=n["computer_name"], admin_username=user, nic_id=net["nic_id"],
             tags=tags, specialized=specialized, wait=False, **creds)
         return smoke_vm(b, region)
-    return _timed(run)
+    return timed(run)
 
 
 def smoke_vm(b: Build, region: str) -> dict[str, Any]:
