@@ -7,13 +7,13 @@ succeeded: whatever failed later, nothing is left behind.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from airflow.sdk import DAG, Param, get_parsing_context, task
 
-from image_factory.dag_parts import plan_and_proceed, publish_and_clean_up
+from image_factory.dag_parts import plan_and_proceed, publish_and_clean_up, task_defaults
 from image_factory.definition_schema import KNOWN_REGIONS
 from image_factory.definitions import DefinitionError, ImageDefinition, load_file
 from image_factory.fleet import Fleet, build_vm_pool
@@ -97,8 +97,7 @@ def image_dag(d: ImageDefinition, *, azure_conn_id: str = DEFAULT_CONN_ID, fleet
         dag_id=dag_id_for(d.name), description=(d.description or d.name)[:200], doc_md=_doc(d), schedule=_schedule(d),
         start_date=START, catchup=False, max_active_runs=1, params=run_params(),
         tags=["golden-image", d.os_type.lower(), d.os_state.lower(), *d.tags],
-        default_args={"owner": d.owner, "retries": 3, "retry_delay": timedelta(seconds=15),
-                      "retry_exponential_backoff": 2.0, "max_retry_delay": timedelta(minutes=5)},
+        default_args=task_defaults(d),
     ) as dag:
 
         @task(task_id="build_environment")

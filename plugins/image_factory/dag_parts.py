@@ -6,6 +6,7 @@ belong to, so whatever fails later, the run's resources are deleted and the run 
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any, cast
 
 from airflow.sdk import task
@@ -16,6 +17,12 @@ from image_factory.operators.gallery import WaitForReplicationOperator
 from image_factory.operators.lineage import RecordLineageOperator
 from image_factory.operators.resources import TeardownOperator
 from image_factory.operators.smoke import SmokeTestOperator
+
+
+def task_defaults(d: ImageDefinition) -> dict[str, Any]:
+    """Every task's owner and retries: transient failures are retried with backoff (bad input never is)."""
+    return {"owner": d.owner, "retries": 3, "retry_delay": timedelta(seconds=15), "retry_exponential_backoff": 2.0,
+            "max_retry_delay": timedelta(minutes=5)}
 
 
 def plan_and_proceed(d: ImageDefinition, conn: str) -> tuple[Any, Any]:

@@ -8,12 +8,11 @@ where an interrupted try stopped. From ``capture`` on, the tasks are the build's
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 from airflow.sdk import DAG, Param, task
 
-from image_factory.dag_parts import plan_and_proceed, publish_and_clean_up
+from image_factory.dag_parts import plan_and_proceed, publish_and_clean_up, task_defaults
 from image_factory.definitions import ImageDefinition
 from image_factory.operators.base import DEFAULT_CONN_ID, retry_only_transient
 
@@ -55,8 +54,7 @@ def disk_import_dag(d: ImageDefinition, *, dag_id: str, params: dict[str, Param]
         dag_id=dag_id, description=(d.description or d.name)[:200], doc_md=_doc(d), schedule=None,
         start_date=start_date, catchup=False, max_active_runs=1, params=import_params(params),
         tags=["golden-image", "import", d.os_type.lower(), d.os_state.lower(), *d.tags],
-        default_args={"owner": d.owner, "retries": 3, "retry_delay": timedelta(seconds=15),
-                      "retry_exponential_backoff": 2.0, "max_retry_delay": timedelta(minutes=5)},
+        default_args=task_defaults(d),
     ) as dag:
 
         @task(task_id="prepare_disk")
