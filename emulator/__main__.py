@@ -9,7 +9,7 @@ import os
 import uvicorn
 
 from emulator.server import make_app, make_context, write_endpoint_file
-from emulator.tls import ensure_certificates
+from emulator.tls import ensure_certificates, names_from_env
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
     ctx = make_context(args.state_dir, time_factor=args.time_factor)
-    ca, cert, key = ensure_certificates(os.path.join(args.state_dir, "tls"))
+    ca, cert, key = ensure_certificates(os.path.join(args.state_dir, "tls"), names_from_env())
     url = f"https://{args.host}:{args.port}"
     write_endpoint_file(ctx, url, ca.resolve())
     uvicorn.run(

@@ -9,6 +9,10 @@ Azurite listens on a port the kernel picks (``--blobPort 0``), read back from it
 ``<state>/azurite/azurite.log``: no race with other local Azures on the machine. Its PID is kept in
 ``<state>/azurite/pid`` so an Azurite left behind by an emulator that was killed is stopped when the
 next one starts on the same state directory.
+
+With ``LOCAL_AZURE_AZURITE_URL`` set (docker-compose.yaml's ``azurite`` service) the emulator starts
+no Azurite: it uses the one at that URL, which must run launch.js on the same accounts file (a shared
+volume), and it never stops it.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import subprocess
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +43,7 @@ BLOB_MAIN = PACKAGE_DIR / "node_modules" / "azurite" / "dist" / "src" / "blob" /
 HOST = "127.0.0.1"
 EXTRA = "azurite"
 START_TIMEOUT = 30.0
+EXTERNAL_URL_ENV = "LOCAL_AZURE_AZURITE_URL"
 _LISTENING = re.compile(rb"Azurite Blob service successfully listens on https?://[^:\s]+:(\d+)")
 _lock = threading.Lock()
 
@@ -67,6 +73,33 @@ class Azurite:
         return self.proc.poll() is None
 
 
+@dataclass
+class ExternalAzurite:
+    """An Azurite another process runs (a compose service): used, never started or stopped here."""
+
+    url: str
+    pid: None = None
+
+    @property
+    def port(self) -> int:
+        return urllib.parse.urlsplit(self.url).port or 80
+
+    def alive(self) -> bool:
+        return True
+
+
+def external_url() -> str | None:
+    """The Azurite URL the environment names, without a trailing slash (AzuriteUnavailable if malformed)."""
+    raw = os.environ.get(EXTERNAL_URL_ENV, "").strip()
+    if not raw:
+        return None
+    parts = urllib.parse.urlsplit(raw)
+    if parts.scheme != "http" or not parts.hostname or parts.path.strip("/") or parts.query:
+        raise AzuriteUnavailable(f"{EXTERNAL_URL_ENV} must be http://<host>:<port> (Azurite's blob service), "
+                                 f"got {raw!r}")
+    return raw.rstrip("/")
+
+
 def home(ctx: Context) -> Path:
     return Path(ctx.state_dir) / "azurite"
 
@@ -89,21 +122,30 @@ def write_accounts(ctx: Context, accounts: list[tuple[str, str, str]]) -> None:
     os.replace(tmp, target)
 
 
-def current(ctx: Context) -> Azurite | None:
-    """The Azurite this emulator runs, if it is up."""
+def current(ctx: Context) -> Azurite | ExternalAzurite | None:
+    """The Azurite this emulator uses, if it is up (an external one counts as up once it answered)."""
     found = ctx.extras.get(EXTRA)
-    return found if isinstance(found, Azurite) and found.alive() else None
+    return found if isinstance(found, Azurite | ExternalAzurite) and found.alive() else None
 
 
-def ensure(ctx: Context) -> Azurite:
-    """The running Azurite, started now if it is not (AzuriteUnavailable when it cannot be)."""
+def ensure(ctx: Context) -> Azurite | ExternalAzurite:
+    """The Azurite to use: the external one if configured and answering, else ours, started now if it is not
+    (AzuriteUnavailable when it cannot be)."""
     with _lock:
         running = current(ctx)
         if running is not None:
             return running
-        started = _start(ctx)
-        ctx.extras[EXTRA] = started
-        return started
+        url = external_url()
+        if url is not None:
+            if not accounts_file(ctx).exists():
+                write_accounts(ctx, [])
+            if not _answers(url):
+                raise AzuriteUnavailable(f"Azurite at {url} ({EXTERNAL_URL_ENV}) does not answer")
+            found: Azurite | ExternalAzurite = ExternalAzurite(url)
+        else:
+            found = _start(ctx)
+        ctx.extras[EXTRA] = found
+        return found
 
 
 def stop(ctx: Context, timeout: float = 10.0) -> None:
@@ -168,15 +210,15 @@ def _wait_listening(proc: subprocess.Popen[bytes], logfile: Path, offset: int) -
                 fh.seek(offset)
                 found = _LISTENING.search(fh.read())
             port = int(found.group(1)) if found else None
-        if port is not None and _answers(port):
+        if port is not None and _answers(f"http://{HOST}:{port}"):
             return port
         time.sleep(0.05)
     raise AzuriteUnavailable(f"Azurite did not answer within {START_TIMEOUT:.0f} s: {_tail(logfile, offset)}")
 
 
-def _answers(port: int) -> bool:
+def _answers(url: str) -> bool:
     try:
-        with urllib.request.urlopen(f"http://{HOST}:{port}/", timeout=2):
+        with urllib.request.urlopen(f"{url}/", timeout=2):
             return True
     except urllib.error.HTTPError:
         return True  # any HTTP answer (Azurite rejects the anonymous request) means it is serving

@@ -183,3 +183,46 @@ def test_without_node_storage_calls_say_to_run_factory_install(tmp_path, real_az
         assert azurite(emu)["running"] is False
     finally:
         emu.stop()
+
+
+def test_an_external_azurite_is_used_and_never_started_or_stopped(tmp_path, real_azure):
+    """docker-compose.yaml's topology: Azurite is its own service (launch.js on the shared accounts file) and the
+    emulator, told its URL, serves accounts from it without starting one of its own."""
+    if real_azure:
+        pytest.skip("emulator-only test")
+    import subprocess
+
+    from emulator.storage.azurite.process import LAUNCHER
+    from tests.localazure import free_port
+
+    state = tmp_path / "azure"
+    port = free_port()
+    log = open(tmp_path / "azurite.log", "wb")
+    external = subprocess.Popen(
+        ["node", str(LAUNCHER), "--blobHost", "127.0.0.1", "--blobPort", str(port), "--location",
+         str(tmp_path / "azurite-data"), "--skipApiVersionCheck", "--disableTelemetry"],
+        cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT,
+        env={**os.environ, "LOCAL_AZURE_ACCOUNTS_FILE": str(state / "azurite" / "accounts")},
+    )
+    log.close()
+    url = f"http://127.0.0.1:{port}"
+    emu = LocalAzure(state, env={"LOCAL_AZURE_AZURITE_URL": url}).start()
+    try:
+        hook = emu.hook("azurite_external")
+        hook.resources.resource_groups.create_or_update("rg", {"location": "westeurope"})
+        storage = storage_client(hook)
+        name = unique_account()
+        account = storage.storage_accounts.begin_create("rg", name, account_body("westeurope")).result()
+        assert account.primary_endpoints.blob == f"{url}/{name}/"
+        key = first_key(storage, "rg", name)
+        _upload_pages(blob_service(account, key).create_container("vhds").get_blob_client("disk.vhd"))
+        status = azurite(emu)
+        assert status["running"] and status["pid"] is None and status["url"] == url
+        emu.stop()
+        assert external.poll() is None  # not the emulator's to stop: its data is still served
+        blob = BlobServiceClient(f"{url}/{name}/", credential={"account_name": name, "account_key": key})
+        assert blob.get_blob_client("vhds", "disk.vhd").download_blob(offset=4096, length=512).readall() == b"\x42" * 512
+    finally:
+        emu.stop()
+        external.terminate()
+        external.wait(10)
