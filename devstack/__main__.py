@@ -14,7 +14,7 @@ from devstack.main_job import ROOT, STOP_COMMAND, MainJob
 def parser() -> argparse.ArgumentParser:
     env = os.environ.get
     p = argparse.ArgumentParser(prog="python -m devstack", description=__doc__)
-    p.add_argument("command", choices=["up", "run", "import", "status", "down", "pools", "fleet"])
+    p.add_argument("command", choices=["up", "run", "import", "status", "down", "pools", "fleet", "compose-env"])
     p.add_argument(
         "--state-dir",
         type=Path,
@@ -46,6 +46,11 @@ def main(argv: list[str] | None = None) -> int:
         time_factor=args.time_factor,
         linux_runtime=os.environ.get("LOCAL_AZURE_LINUX_RUNTIME", "qemu"),
     )
+    if args.command == "compose-env":  # secrets for docker-compose.yaml: python -m devstack compose-env > .env
+        from devstack.compose import env_file_text, fresh_env
+
+        print(env_file_text(fresh_env()), end="")
+        return 0
     if args.command == "run":
         return job.run()
     if args.command == "import":

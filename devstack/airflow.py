@@ -102,6 +102,9 @@ class AirflowStack:
         return env
 
     # processes ---------------------------------------------------------------------
+    def log_path(self, component: str) -> Path:
+        return self.home / f"{component.replace(' ', '-')}.log"
+
     def migrate(self) -> None:
         self.home.mkdir(parents=True, exist_ok=True)
         with open(self.home / "migrate.log", "ab") as log:
@@ -111,9 +114,9 @@ class AirflowStack:
     def start(self, components: Iterable[str] = COMPONENTS, timeout: float = 180.0) -> AirflowStack:
         self.migrate()
         env = self.env()
-        for name in components:
-            log = open(self.home / f"{name}.log", "ab")  # the child keeps writing to it
-            self.procs[name] = subprocess.Popen([_venv_bin("airflow"), name], env=env, stdout=log,
+        for name in components:  # an Airflow sub-command: "scheduler", "celery worker"
+            log = open(self.log_path(name), "ab")  # the child keeps writing to it
+            self.procs[name] = subprocess.Popen([_venv_bin("airflow"), *name.split()], env=env, stdout=log,
                                                 stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True)
             log.close()
         self.pid_file.write_text(json.dumps({n: p.pid for n, p in self.procs.items()}))
@@ -137,7 +140,7 @@ class AirflowStack:
         while time.monotonic() < deadline:
             for name, proc in self.procs.items():
                 if proc.poll() is not None:
-                    tail = (self.home / f"{name}.log").read_text(errors="replace")[-3000:]
+                    tail = self.log_path(name).read_text(errors="replace")[-3000:]
                     raise RuntimeError(f"airflow {name} exited with {proc.returncode}:\n{tail}")
             try:
                 health = requests.get(f"{self.url}/api/v2/monitor/health", timeout=3).json()

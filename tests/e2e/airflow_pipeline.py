@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from devstack.airflow import AirflowStack
+from devstack.airflow import COMPONENTS, AirflowStack
 from tests.localazure import LocalAzure, free_port
 
 DAG_ID = "golden_debian12-web"
@@ -132,6 +132,7 @@ def running_pipeline(
     airflow_env: dict[str, str] | None = None,
     azure_start_timeout: float = 30.0,
     dag_id: str = DAG_ID,
+    components: tuple[str, ...] = COMPONENTS,
 ) -> Iterator[Pipeline]:
     """A local Azure and a whole Airflow deployment on free ports; both stopped by PID whatever happens."""
     emu = LocalAzure(tmp / "azure", time_factor=time_factor, env=azure_env)
@@ -143,7 +144,7 @@ def running_pipeline(
         extra_env={**FAST_FAILURE_DETECTION, **own_log_server_ports(), **(airflow_env or {})},
     )
     try:
-        stack.start()
+        stack.start(components)
         token = stack.token()
         stack.wait_for_dag(dag_id, token)
         yield Pipeline(emu, stack, token, dag_id)
