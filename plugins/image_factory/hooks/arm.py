@@ -1,8 +1,10 @@
 """One hook for every Azure Resource Manager client the factory uses, on real or local Azure.
 
-The connection decides where ARM is. Real Azure: a service principal (login/password plus the
-``tenantId`` extra) or, without one, DefaultAzureCredential, exactly as the microsoft-azure
-provider's AzureBaseHook resolves them. Local Azure: the ``endpoint`` extra names the emulator's
+The connection decides where ARM is. Real Azure: a service principal (login plus the ``tenantId``
+extra, with a client secret as password or a ``client_certificate_path`` extra), workload identity
+(AKS injects ``AZURE_FEDERATED_TOKEN_FILE``), a user-assigned managed identity
+(``managed_identity_client_id`` extra), or else DefaultAzureCredential (system-assigned managed
+identity, ``az login``), as docs/real-azure.md shows. Local Azure: the ``endpoint`` extra names the emulator's
 ARM URL and ``ca_bundle`` the CA to trust; the service principal then signs in against the
 emulator's own token endpoint, so the same SDK code paths run end to end.
 """
@@ -35,10 +37,13 @@ PUBLIC_ARM = "https://management.azure.com"
 ARM_SCOPE = "https://management.azure.com/.default"
 LOCAL_SCOPE = "https://management.core.windows.net/.default"
 
-# credential kinds (see AzureResourceManagerHook._credential_recipe)
-CLIENT_SECRET = "client_secret"
-MANAGED_IDENTITY = "managed_identity"
+# credential kinds (see AzureResourceManagerHook._credential_recipe): the azure.identity class of each
+CLIENT_SECRET = "ClientSecretCredential"
+CLIENT_CERTIFICATE = "CertificateCredential"
+WORKLOAD_IDENTITY = "WorkloadIdentityCredential"
+MANAGED_IDENTITY = "ManagedIdentityCredential"
 DEFAULT = "default"
+FEDERATED_TOKEN_ENV = "AZURE_FEDERATED_TOKEN_FILE"  # set in a pod by AKS workload identity
 
 
 @dataclass(frozen=True)
@@ -52,8 +57,9 @@ class AsyncArmClients:
 class AzureResourceManagerHook(AzureBaseHook):
     """Compute, Network, Resource, Locks and Authorization clients from one Azure connection.
 
-    Extras: ``subscriptionId``, ``tenantId``; for the local Azure also ``endpoint`` and
-    ``ca_bundle`` (a relative path is taken from the working directory).
+    Extras: ``subscriptionId``, ``tenantId``; for real Azure optionally ``client_certificate_path``
+    (+ ``client_certificate_password``), ``managed_identity_client_id``, ``workload_identity_tenant_id``;
+    for the local Azure ``endpoint`` and ``ca_bundle`` (a relative path is taken from the working directory).
     """
 
     conn_name_attr = "azure_conn_id"
@@ -108,16 +114,7 @@ class AzureResourceManagerHook(AzureBaseHook):
         tenant = str(self._extras.get("tenantId") or "")
         service_principal = bool(self._conn.login and self._conn.password and tenant)
         if not self.is_local:
-            if service_principal:
-                return CLIENT_SECRET, {
-                    "tenant_id": tenant,
-                    "client_id": self._conn.login,
-                    "client_secret": self._conn.password,
-                }
-            return DEFAULT, {
-                "managed_identity_client_id": self._extras.get("managed_identity_client_id"),
-                "workload_identity_tenant_id": self._extras.get("workload_identity_tenant_id"),
-            }
+            return self._real_azure_recipe(tenant, service_principal)
         if service_principal:
             return CLIENT_SECRET, {
                 "tenant_id": tenant,
@@ -132,6 +129,33 @@ class AzureResourceManagerHook(AzureBaseHook):
         os.environ.setdefault("IDENTITY_HEADER", "local")
         return MANAGED_IDENTITY, {"connection_verify": self.connection_verify}
 
+    def _real_azure_recipe(self, tenant: str, service_principal: bool) -> tuple[str, dict[str, Any]]:
+        """Real Azure, first match wins: the connection's service principal (secret, then certificate),
+        the pod's workload identity, a user-assigned managed identity, else DefaultAzureCredential.
+
+        Workload identity and a user-assigned identity are built directly: the provider's
+        DefaultAzureCredential helper drops ``managed_identity_client_id`` unless
+        ``workload_identity_tenant_id`` is given too, and would then try other sign-ins after a failure.
+        """
+        login = self._conn.login
+        client_id = self._extras.get("managed_identity_client_id")
+        certificate = self._extras.get("client_certificate_path")
+        if service_principal:
+            return CLIENT_SECRET, {"tenant_id": tenant, "client_id": login, "client_secret": self._conn.password}
+        if login and tenant and certificate:
+            kwargs: dict[str, Any] = {"tenant_id": tenant, "client_id": login,
+                                      "certificate_path": os.path.expanduser(str(certificate))}
+            if self._extras.get("client_certificate_password"):
+                kwargs["password"] = str(self._extras["client_certificate_password"])
+            return CLIENT_CERTIFICATE, kwargs
+        if os.environ.get(FEDERATED_TOKEN_ENV):
+            # None falls back to AZURE_TENANT_ID / AZURE_CLIENT_ID, which AKS injects with the token file
+            wi_tenant = self._extras.get("workload_identity_tenant_id") or tenant or None
+            return WORKLOAD_IDENTITY, {"tenant_id": wi_tenant, "client_id": client_id or None}
+        if client_id:
+            return MANAGED_IDENTITY, {"client_id": str(client_id)}
+        return DEFAULT, {}
+
     @cached_property
     def credential(self) -> TokenCredential:
         kind, kwargs = self._credential_recipe()
@@ -139,12 +163,10 @@ class AzureResourceManagerHook(AzureBaseHook):
             from airflow.providers.microsoft.azure.utils import get_sync_default_azure_credential
 
             return get_sync_default_azure_credential(**kwargs)
-        from azure.identity import ClientSecretCredential, ManagedIdentityCredential
+        import azure.identity
 
         kwargs["http_logging_level"] = logging.DEBUG  # token requests at DEBUG, like every other request
-        if kind == CLIENT_SECRET:
-            return ClientSecretCredential(**kwargs)
-        return ManagedIdentityCredential(**kwargs)
+        return getattr(azure.identity, kind)(**kwargs)  # type: ignore[no-any-return]
 
     def _async_credential(self) -> AsyncTokenCredential:
         """A fresh ``azure.identity.aio`` credential; the caller closes it (see ``async_clients``)."""
@@ -153,12 +175,10 @@ class AzureResourceManagerHook(AzureBaseHook):
             from airflow.providers.microsoft.azure.utils import get_async_default_azure_credential
 
             return get_async_default_azure_credential(**kwargs)
-        from azure.identity.aio import ClientSecretCredential, ManagedIdentityCredential
+        import azure.identity.aio
 
         kwargs["http_logging_level"] = logging.DEBUG  # token requests at DEBUG, like every other request
-        if kind == CLIENT_SECRET:
-            return ClientSecretCredential(**kwargs)
-        return ManagedIdentityCredential(**kwargs)
+        return getattr(azure.identity.aio, kind)(**kwargs)  # type: ignore[no-any-return]
 
     def _client_kwargs(self) -> dict[str, Any]:
         return {

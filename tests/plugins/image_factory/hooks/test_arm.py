@@ -161,3 +161,93 @@ def test_async_credentials_follow_the_sync_choice(monkeypatch, local_azure):
             return await clients.resources.resource_groups.check_existence("definitely-not-there")
 
     assert _run(signed_in_with_managed_identity()) is False
+
+
+# real Azure identities: which azure.identity credential each connection builds (no network) ----------
+def _self_signed_pem(path) -> str:  # type: ignore[no-untyped-def]
+    """A certificate + private key PEM, as a service principal's certificate file would hold."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "image-factory")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now)
+            .not_valid_after(now + datetime.timedelta(days=1)).sign(key, hashes.SHA256()))
+    path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                       serialization.NoEncryption()) + cert.public_bytes(serialization.Encoding.PEM))
+    return str(path)
+
+
+def _async_kind(hook: AzureResourceManagerHook) -> type:
+    async def build() -> type:
+        credential = hook._async_credential()
+        await credential.close()
+        return type(credential)
+
+    return _run(build())  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def no_pod_identity(monkeypatch):  # type: ignore[no-untyped-def]
+    """No AKS workload identity in the environment, whatever the machine running the tests has."""
+    for name in ("AZURE_FEDERATED_TOKEN_FILE", "AZURE_CLIENT_ID", "AZURE_TENANT_ID"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_service_principal_with_a_certificate(monkeypatch, tmp_path, no_pod_identity):
+    from azure.identity import CertificateCredential
+    from azure.identity.aio import CertificateCredential as AioCertificate
+
+    pem = _self_signed_pem(tmp_path / "sp.pem")
+    hook = _conn(monkeypatch, "real_cert", login="app-id",
+                 extra={"tenantId": "t-1", "subscriptionId": "s", "client_certificate_path": pem})
+    assert isinstance(hook.credential, CertificateCredential)
+    assert _async_kind(hook) is AioCertificate
+    # the password field, when set, is a client secret: that service principal wins over the certificate
+    with_secret = _conn(monkeypatch, "real_cert_secret", login="app-id", password="s3cret",
+                        extra={"tenantId": "t-1", "subscriptionId": "s", "client_certificate_path": pem})
+    assert isinstance(with_secret.credential, ClientSecretCredential)
+
+
+def test_user_assigned_managed_identity_uses_its_client_id(monkeypatch, no_pod_identity):
+    from azure.identity.aio import ManagedIdentityCredential as AioManaged
+
+    hook = _conn(monkeypatch, "real_uami", extra={"subscriptionId": "s", "managed_identity_client_id": "mi-client"})
+    assert hook._credential_recipe() == ("ManagedIdentityCredential", {"client_id": "mi-client"})
+    assert isinstance(hook.credential, ManagedIdentityCredential)
+    assert _async_kind(hook) is AioManaged
+
+
+def test_system_assigned_identity_goes_through_default_azure_credential(monkeypatch, no_pod_identity):
+    from azure.identity import DefaultAzureCredential
+
+    hook = _conn(monkeypatch, "real_sami", extra={"subscriptionId": "s"})
+    assert isinstance(hook.credential, DefaultAzureCredential)
+
+
+def test_workload_identity_from_the_pod_environment(monkeypatch, tmp_path, no_pod_identity):
+    from azure.identity import WorkloadIdentityCredential
+    from azure.identity.aio import WorkloadIdentityCredential as AioWorkload
+
+    token = tmp_path / "azure-identity-token"
+    token.write_text("federated-token")
+    monkeypatch.setenv("AZURE_FEDERATED_TOKEN_FILE", str(token))
+    monkeypatch.setenv("AZURE_CLIENT_ID", "wi-client")
+    monkeypatch.setenv("AZURE_TENANT_ID", "wi-tenant")
+    hook = _conn(monkeypatch, "real_wi", extra={"subscriptionId": "s"})
+    assert hook._credential_recipe() == ("WorkloadIdentityCredential", {"tenant_id": None, "client_id": None})
+    assert isinstance(hook.credential, WorkloadIdentityCredential)
+    assert _async_kind(hook) is AioWorkload
+    # the connection may name another identity federated to the same service account token
+    other = _conn(monkeypatch, "real_wi_other",
+                  extra={"subscriptionId": "s", "tenantId": "t-2", "managed_identity_client_id": "other-client"})
+    assert other._credential_recipe() == ("WorkloadIdentityCredential", {"tenant_id": "t-2", "client_id": "other-client"})
+    # an explicit service principal still wins over the pod's identity
+    sp = _conn(monkeypatch, "real_wi_sp", login="app", password="s3cret", extra={"tenantId": "t", "subscriptionId": "s"})
+    assert isinstance(sp.credential, ClientSecretCredential)
