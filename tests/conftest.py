@@ -64,6 +64,14 @@ def local_azure(tmp_path_factory: pytest.TempPathFactory, real_azure: str | None
 
 
 @pytest.fixture(scope="session")
+def airflow_db() -> None:
+    """A fresh metadata DB once per session (dag.test() records runs in it)."""
+    from airflow.utils import db
+
+    db.resetdb()
+
+
+@pytest.fixture(scope="session")
 def azure_conn(real_azure: str | None, request: pytest.FixtureRequest) -> str:
     """The Airflow connection the hook uses: real Azure when asked, else the local one."""
     if real_azure:

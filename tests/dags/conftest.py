@@ -20,14 +20,6 @@ TEST_SECRET = "factory-test-build-secret-0123456789"
 
 
 @pytest.fixture(scope="session")
-def airflow_db() -> None:
-    """A fresh metadata DB once per session (dag.test() records runs in it)."""
-    from airflow.utils import db
-
-    db.resetdb()
-
-
-@pytest.fixture(scope="session")
 def factory_env(local_azure: LocalAzure, airflow_db: None) -> Iterator[LocalAzure]:
     """The DAGs' Azure connection pointed at the session local Azure, and the build secret."""
     keys = {f"AIRFLOW_CONN_{DEFAULT_CONN_ID.upper()}": local_azure.connection_uri_env(),

@@ -24,7 +24,8 @@ from typing import Any
 import pytest
 
 from devstack.rbac import ROLE_KEYS, Role, UnmappedRequest, group_delete_actions, linked_actions, required_action
-from tests.dags.conftest import airflow_db, factory_env, task_states, xcom  # noqa: F401  (fixtures used by name)
+from image_factory.pipeline.build import SECRET_VARIABLE
+from tests.dags.conftest import TEST_SECRET, task_states, xcom
 from tests.localazure import LocalAzure
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -173,17 +174,27 @@ def run_every_arm_dag(recorder: RequestRecorder, tmp: Path) -> None:
 
 @pytest.fixture(scope="module")
 def pipeline_requests(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
-    """Every request of every ARM-calling DAG run, each with its DAG and the RBAC action it needs."""
-    emu: LocalAzure = request.getfixturevalue("factory_env")
+    """Every request of every ARM-calling DAG run, each with its DAG and the RBAC action it needs.
+
+    A local Azure of its own: on one other tests used, the gallery and its definitions would already
+    exist, and the writes that create them would never be seen.
+    """
+    request.getfixturevalue("airflow_db")
     tmp = tmp_path_factory.mktemp("role")
     for folder in ("imports", "work"):
         (tmp / folder).mkdir()
-    recorder = RequestRecorder(emu)
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("IMAGE_FACTORY_LINEAGE_URL", f"sqlite:///{tmp / 'lineage.db'}")
-        env.setenv("IMAGE_FACTORY_IMPORT_DIR", str(tmp / "imports"))
-        env.setenv("IMAGE_FACTORY_WORK_DIR", str(tmp / "work"))
-        run_every_arm_dag(recorder, tmp)
+    emu = LocalAzure(tmp / "azure", env={"LOCAL_AZURE_LINUX_RUNTIME": "simulated"}).start()
+    try:
+        recorder = RequestRecorder(emu)
+        with pytest.MonkeyPatch.context() as env:
+            env.setenv(f"AIRFLOW_CONN_{CONN.upper()}", emu.connection_uri_env())
+            env.setenv(f"AIRFLOW_VAR_{SECRET_VARIABLE.upper()}", TEST_SECRET)
+            env.setenv("IMAGE_FACTORY_LINEAGE_URL", f"sqlite:///{tmp / 'lineage.db'}")
+            env.setenv("IMAGE_FACTORY_IMPORT_DIR", str(tmp / "imports"))
+            env.setenv("IMAGE_FACTORY_WORK_DIR", str(tmp / "work"))
+            run_every_arm_dag(recorder, tmp)
+    finally:
+        emu.stop(timeout=60)
     assert not recorder.gaps, recorder.gaps
     for entry in recorder.entries:
         try:
