@@ -2,7 +2,8 @@
 
 The same topology as Airflow's docker-compose (without Docker): every component is a separate
 process sharing one AIRFLOW_HOME, metadata DB, JWT secret and Fernet key, with the LocalExecutor
-running tasks in the scheduler's worker processes. The factory's Azure connection and build secret
+running tasks in the scheduler's worker processes (or, given docker-compose.yaml's Celery settings in
+``extra_env`` and a ``"celery worker"`` component, the CeleryExecutor: tests/e2e/test_celery_deployment.py). The factory's Azure connection and build secret
 are given as AIRFLOW_CONN_* / AIRFLOW_VAR_* environment entries, so no secret is stored in the
 metadata DB. Processes are started with their PIDs recorded, and stopped by those PIDs only.
 """
