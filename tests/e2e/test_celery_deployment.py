@@ -129,7 +129,7 @@ def test_the_compose_topology_runs_an_image_build_through_celery(pipeline: Pipel
     tries = sum(int(ti["try_number"]) for ti in tis)
     assert len(results) >= tries and {r[0] for r in results} == {"SUCCESS"}, (len(results), tries)
     worker_log = pipeline.stack.log_path("celery worker").read_text(errors="replace")
-    assert f"{queue}" in worker_log and "golden_debian12-web" in worker_log  # the worker took them off our queue
+    assert queue in worker_log and "golden_debian12-web" in worker_log  # the worker took them off our queue
     # the run lives in the metadata DB on Postgres, the waits happened in the triggerer
     assert _rows(airflow_db, "SELECT state FROM dag_run WHERE run_id = %s", run_id) == [("success",)]
     for task_id, map_index in DEFERRED_WAITS:
