@@ -37,15 +37,20 @@ def _venv_bin(name: str) -> str:
     return str(candidate) if candidate.exists() else name
 
 
+def new_keys() -> dict[str, str]:
+    """Fresh secrets for one deployment: Fernet key, JWT and API secrets, the factory's build secret."""
+    from cryptography.fernet import Fernet
+
+    return {"fernet_key": Fernet.generate_key().decode(), "jwt_secret": secrets.token_urlsafe(48),
+            "api_secret_key": secrets.token_urlsafe(32), "build_secret": secrets.token_hex(32)}
+
+
 def _keys(home: Path) -> dict[str, str]:
     """Secrets shared by the components, generated once per AIRFLOW_HOME (file mode 0600)."""
     path = home / "factory-keys.json"
     if path.exists():
         return dict(json.loads(path.read_text()))
-    from cryptography.fernet import Fernet
-
-    keys = {"fernet_key": Fernet.generate_key().decode(), "jwt_secret": secrets.token_urlsafe(48),
-            "api_secret_key": secrets.token_urlsafe(32), "build_secret": secrets.token_hex(32)}
+    keys = new_keys()
     home.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:

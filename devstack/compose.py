@@ -9,7 +9,6 @@ starts are the ones the compose file declares.
 from __future__ import annotations
 
 import os
-import secrets
 from pathlib import Path
 from typing import Any
 
@@ -21,16 +20,11 @@ SECRET_NAMES = ("FERNET_KEY", "JWT_SECRET", "API_SECRET_KEY", "BUILD_SECRET")
 
 
 def fresh_env() -> dict[str, str]:
-    """New secrets for one deployment, and the UID its files on bind mounts belong to."""
-    from cryptography.fernet import Fernet
+    """New secrets for one deployment (devstack.airflow's, by their .env names), and the UID its files on bind
+    mounts belong to."""
+    from devstack.airflow import new_keys
 
-    return {
-        "FERNET_KEY": Fernet.generate_key().decode(),
-        "JWT_SECRET": secrets.token_urlsafe(48),
-        "API_SECRET_KEY": secrets.token_urlsafe(32),
-        "BUILD_SECRET": secrets.token_hex(32),
-        "AIRFLOW_UID": str(os.getuid()),
-    }
+    return {**{key.upper(): value for key, value in new_keys().items()}, "AIRFLOW_UID": str(os.getuid())}
 
 
 def env_file_text(values: dict[str, str]) -> str:

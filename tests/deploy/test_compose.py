@@ -75,6 +75,11 @@ def test_compose_env_makes_fresh_usable_secrets() -> None:
     assert env_file_text({"A": "1", "B": "2"}) == "A=1\nB=2\n"
 
 
+def _state_dir(services: dict[str, Any]) -> str:
+    """Where the local-azure service keeps its state (its TLS files and Azurite's accounts file)."""
+    return str(services["local-azure"]["command"].split("--state-dir ")[1].split()[0])
+
+
 def _mounts(service: dict[str, Any]) -> set[tuple[str, str]]:
     """``(source, target)`` of a service's volumes (Compose prints ``source:target[:mode]`` or the long form)."""
     found = set()
@@ -120,7 +125,7 @@ def test_the_factory_connection_points_at_the_local_azure_service(resolved: dict
     assert endpoint.hostname == "local-azure" == azure["hostname"]
     assert endpoint.hostname in azure["environment"]["LOCAL_AZURE_TLS_NAMES"].split(",")  # its certificate names it
     assert f"--port {endpoint.port}" in azure["command"] and "--host 0.0.0.0" in azure["command"]
-    state_dir = azure["command"].split("--state-dir ")[1].split()[0]
+    state_dir = _state_dir(services)
     assert conn["extra"]["ca_bundle"] == f"{state_dir}/tls/ca.pem"
     assert ("local-azure", state_dir) in _mounts(services["airflow-worker"])  # the CA the worker trusts is the one local-azure writes
     assert (conn["extra"]["subscriptionId"], conn["extra"]["tenantId"]) == (DEFAULT_SUBSCRIPTION, DEFAULT_TENANT)
@@ -133,7 +138,7 @@ def test_azurite_is_its_own_service_on_the_local_azures_accounts_file(resolved: 
     assert url.hostname == "azurite" and f"--blobPort {url.port}" in azurite["command"]
     assert "launch.js" in azurite["command"]
     accounts = azurite["environment"]["LOCAL_AZURE_ACCOUNTS_FILE"]
-    state_dir = services["local-azure"]["command"].split("--state-dir ")[1].split()[0]
+    state_dir = _state_dir(services)
     assert accounts == f"{state_dir}/azurite/accounts"  # where the emulator writes it (emulator.storage.azurite)
     assert ("local-azure", state_dir) in _mounts(azurite)
 
