@@ -11,6 +11,7 @@ per try), its waits deferred to the triggerer, its run in Postgres and its linea
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -112,6 +113,20 @@ def _rows(database: str, sql: str, *params: Any) -> list[tuple[Any, ...]]:
         return list(conn.execute(sql, params).fetchall())
 
 
+def _settled_celery_results(database: str, timeout: float = 60.0) -> list[tuple[Any, ...]]:
+    """The result backend's rows once no task is still STARTED there.
+
+    The worker stores a task's SUCCESS only after the Airflow task process has exited, so the last
+    task of a run can still read STARTED for a moment after Airflow marks the run finished.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        results = _rows(database, "SELECT status FROM celery_taskmeta")
+        if all(status != "STARTED" for (status,) in results) or time.monotonic() > deadline:
+            return results
+        time.sleep(1.0)
+
+
 def test_the_compose_topology_runs_an_image_build_through_celery(pipeline: Pipeline, compose: dict[str, Any],
                                                                    databases: dict[str, str], queue: str) -> None:
     assert sorted(pipeline.stack.procs) == sorted(["api-server", "scheduler", "dag-processor", "celery worker",
@@ -125,7 +140,7 @@ def test_the_compose_topology_runs_an_image_build_through_celery(pipeline: Pipel
     assert {ti["queue"] for ti in tis} == {queue} and {ti["executor"] for ti in tis} <= {"CeleryExecutor", None}
     # every try went through the broker to the worker and back: one Celery result per try
     airflow_db = databases["airflow"]
-    results = _rows(airflow_db, "SELECT status FROM celery_taskmeta")
+    results = _settled_celery_results(airflow_db)
     tries = sum(int(ti["try_number"]) for ti in tis)
     assert len(results) >= tries and {r[0] for r in results} == {"SUCCESS"}, (len(results), tries)
     worker_log = pipeline.stack.log_path("celery worker").read_text(errors="replace")
