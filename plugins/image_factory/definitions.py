@@ -286,6 +286,18 @@ def load_folder(folder: Path) -> dict[str, ImageDefinition]:
     return {d.name: d for d in (load_file(p, label=f"{folder.name}/{p.name}") for p in sorted(folder.glob("*.yaml")))}
 
 
+def load_valid(folder: Path) -> list[ImageDefinition]:
+    """Every ``*.yaml`` in ``folder`` that validates, sorted by file; a broken one is left out (its own DAG
+    fails and says why), so one bad file does not stop the maintenance DAGs for the rest."""
+    found = []
+    for path in sorted(folder.glob("*.yaml")):
+        try:
+            found.append(load_file(path, label=f"{folder.name}/{path.name}"))
+        except DefinitionError:
+            continue
+    return found
+
+
 def sha256_of(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 

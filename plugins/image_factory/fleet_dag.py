@@ -24,17 +24,9 @@ FLEET_DAG_ID = "fleet_rebuild"
 def valid_definitions(images: Path) -> list[Any]:
     """The definitions a rebuild applies to: those that load (a broken one is its own failing DAG) and build
     from a source (an imported disk is the same file however often it is imported: the fleet leaves it out)."""
-    from image_factory.definitions import DefinitionError, load_file
+    from image_factory.definitions import load_valid
 
-    found = []
-    for path in sorted(images.glob("*.yaml")):
-        try:
-            definition = load_file(path, label=f"images/{path.name}")
-        except DefinitionError:
-            continue
-        if definition.source.kind != "disk":
-            found.append(definition)
-    return found
+    return [d for d in load_valid(images) if d.source.kind != "disk"]
 
 
 def fleet_dag(folder: Path | None = None) -> DAG:

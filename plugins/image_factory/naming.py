@@ -81,6 +81,21 @@ def run_tags(image: str, run_id: str, created: datetime, ttl: timedelta) -> dict
     }
 
 
+# a blob has no tags an ARM listing shows: a staging blob carries its run's tags as metadata under these names
+BLOB_METADATA = {TAG_IMAGE: "imagefactory_image", TAG_RUN: "imagefactory_run_id", TAG_EXPIRY: "imagefactory_expiry"}
+
+
+def run_blob_metadata(tags: dict[str, str]) -> dict[str, str]:
+    """The run's tags (``run_tags``) that a staging blob carries, as blob metadata."""
+    return {meta: tags[tag] for tag, meta in BLOB_METADATA.items()}
+
+
+def run_tags_of_blob(metadata: dict[str, str]) -> dict[str, str]:
+    """A staging blob's run tags read back from its metadata; empty when it carries none (not a run's blob)."""
+    tags = {tag: metadata[meta] for tag, meta in BLOB_METADATA.items() if meta in metadata}
+    return {TAG_PROJECT: PROJECT_TAG, **tags} if TAG_RUN in tags else {}
+
+
 def staging_account_name(subscription_id: str, resource_group: str, image: str) -> str:
     """The storage account an image's imported disks are staged in: 24 characters, deterministic (a retry
     and the next import find it), and global like every storage account name, hence the digest."""

@@ -157,13 +157,33 @@ DEFAULT_STAGING_CONTAINER = "vhds"
 def staging_of(definition: ImageDefinition, subscription_id: str, version: str) -> dict[str, str]:
     """Where an imported disk's page blob goes: the definition's staging account, else the factory's own for
     this image in the gallery's group; one blob per version, so a retry resumes the same upload."""
+    return {**_staging_container(definition, subscription_id), "blob": f"{staging_prefix(definition)}{version}.vhd"}
+
+
+def staging_prefix(definition: ImageDefinition) -> str:
+    """What the names of an image's staging blobs begin with (one blob per version under it)."""
+    return f"{definition.name}/"
+
+
+def _staging_container(definition: ImageDefinition, subscription_id: str) -> dict[str, str]:
     chosen = (definition.source.disk or {}).get("staging") or {}
     group = chosen.get("resource_group") or definition.gallery_resource_group
     return {"resource_group": group,
             "storage_account": chosen.get("storage_account") or staging_account_name(subscription_id, group,
                                                                                      definition.name),
-            "container": chosen.get("container") or DEFAULT_STAGING_CONTAINER,
-            "blob": f"{definition.name}/{version}.vhd"}
+            "container": chosen.get("container") or DEFAULT_STAGING_CONTAINER}
+
+
+def staging_containers(definitions: Iterable[ImageDefinition], subscription_id: str) -> list[dict[str, str]]:
+    """Where the imports' staging blobs are (``resource_group``, ``storage_account``, ``container``, and the
+    ``prefix`` each image's blobs share): what the sweeper lists, once per place, sorted."""
+    places = set()
+    for d in definitions:
+        if d.source.disk:
+            st = _staging_container(d, subscription_id)
+            places.add((st["resource_group"], st["storage_account"], st["container"], staging_prefix(d)))
+    return [dict(zip(("resource_group", "storage_account", "container", "prefix"), p, strict=True))
+            for p in sorted(places)]
 
 
 # build hours a stage typically holds a VM for, by OS: the basis of the plan-only cost estimate

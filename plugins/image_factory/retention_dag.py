@@ -39,7 +39,7 @@ def other_locks(access: Any, resource_id: str, resource_group: str) -> list[str]
 
 def survey(azure_conn_id: str, images: Path, store: Any, now: datetime) -> list[dict[str, Any]]:
     """Every version's verdict, with where it lives (what ``delete`` needs)."""
-    from image_factory.fleet_dag import valid_definitions
+    from image_factory.definitions import load_valid
     from image_factory.hooks.access import AccessHook
     from image_factory.hooks.gallery import GalleryHook
     from image_factory.lineage.record import PUBLISHED, TAG_PARENT, artifact_id
@@ -48,7 +48,7 @@ def survey(azure_conn_id: str, images: Path, store: Any, now: datetime) -> list[
 
     gallery, access = GalleryHook(azure_conn_id), AccessHook(azure_conn_id)
     places: dict[tuple[str, str, str], tuple[str, int]] = {}
-    for d in valid_definitions(images):
+    for d in load_valid(images):  # imported images too: their versions are published like any other
         if d.gallery_version:
             key = (d.gallery_resource_group, d.gallery_name, d.definition)
             keep = max(d.retention_keep, places[key][1]) if key in places else d.retention_keep

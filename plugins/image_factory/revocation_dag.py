@@ -40,9 +40,10 @@ def revocation_params(names: list[str]) -> dict[str, Param]:
 
 
 def revocation_dag(*, azure_conn_id: str = DEFAULT_CONN_ID, folder: Path | None = None) -> DAG:
-    from image_factory.fleet_dag import valid_definitions
+    from image_factory.definitions import load_valid
 
-    names = sorted(d.name for d in valid_definitions(folder or include_dir() / "images") if d.gallery_version)
+    # imported images too: their versions are published like any other
+    names = sorted(d.name for d in load_valid(folder or include_dir() / "images") if d.gallery_version)
     with DAG(
         dag_id=REVOKE_DAG_ID, schedule=None, start_date=START, catchup=False, max_active_runs=1,
         tags=["golden-image", "maintenance"], doc_md=__doc__, params=revocation_params(names),

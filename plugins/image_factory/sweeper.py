@@ -1,7 +1,8 @@
-"""Which leftover build resource groups to delete, and why (pure: no Airflow, no Azure).
+"""Which leftover build resource groups and staging blobs to delete, and why (pure: no Airflow, no Azure).
 
-Every image run keeps its temporary resources in one resource group tagged by ``naming.run_tags``;
-its teardown deletes it, but a run whose worker died or whose teardown failed leaves it behind.
+Every image run keeps its temporary resources in one resource group tagged by ``naming.run_tags``
+(an import's staging blob, outside that group, carries the same tags as metadata); its teardown
+deletes them, but a run whose worker died or whose teardown failed leaves them behind.
 The rule: a group whose run is still queued or running is kept (even past its expiry: the run may
 be slow, never dead); a group whose run finished is deleted; a group whose run this Airflow does
 not know (another deployment sharing the subscription) is deleted only once its expiry has passed.
@@ -15,7 +16,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from image_factory.naming import PROJECT_TAG, TAG_EXPIRY, TAG_IMAGE, TAG_PROJECT, TAG_RUN
+from image_factory.naming import PROJECT_TAG, TAG_EXPIRY, TAG_IMAGE, TAG_PROJECT, TAG_RUN, run_tags_of_blob
 
 ALIVE_STATES = frozenset({"queued", "running"})
 DELETE, KEEP = "delete", "keep"
@@ -26,7 +27,7 @@ RunStateLookup = Callable[[str, str], str | None]
 
 @dataclass(frozen=True)
 class Verdict:
-    group: str
+    name: str  # the resource group's, or a staging blob's as account/container/blob
     action: str  # DELETE or KEEP
     reason: str
     image: str | None = None
@@ -42,6 +43,13 @@ class Verdict:
 def is_candidate(tags: Mapping[str, str]) -> bool:
     """A run's group: the factory's project tag and a run id (the gallery's permanent group has no run id)."""
     return tags.get(TAG_PROJECT) == PROJECT_TAG and TAG_RUN in tags
+
+
+def decide_blobs(blobs: Iterable[Mapping[str, Any]], now: datetime, run_state: RunStateLookup) -> list[Verdict]:
+    """One verdict per staging blob a run labelled (``{"name", "metadata"}``), by the groups' rule; blobs
+    without a run's labels (someone else's, or an upload that predates them) are left out."""
+    return decide(({"name": b["name"], "tags": run_tags_of_blob(dict(b.get("metadata") or {}))} for b in blobs),
+                  now, run_state)
 
 
 def decide(groups: Iterable[Mapping[str, Any]], now: datetime, run_state: RunStateLookup) -> list[Verdict]:
@@ -104,31 +112,40 @@ def _span(delta: timedelta) -> str:
     return f"{seconds} s"
 
 
-def outcome(verdicts: Iterable[Mapping[str, Any]], still_there: Iterable[str]) -> dict[str, list[dict[str, str]]]:
-    """What the sweep did: removed, kept (with why) and meant for deletion but still there."""
-    left = set(still_there)
+def outcome(verdicts: Iterable[Mapping[str, Any]], still_there: Iterable[str], *, key: str = "group",
+            changed: Iterable[str] = ()) -> dict[str, list[dict[str, str]]]:
+    """What the sweep did: removed, kept (with why) and meant for deletion but still there.
+
+    ``key``: what a row calls the name ("group", "blob"). ``changed``: meant for deletion but changed
+    since the sweep read it (a blob a new run took up), so kept: deleted only as it was when judged.
+    """
+    left, moved = set(still_there), set(changed)
     result: dict[str, list[dict[str, str]]] = {"removed": [], "kept": [], "not_removed": []}
     for v in verdicts:
-        row = {"group": str(v["group"]), "run_id": str(v.get("run_id") or ""), "reason": str(v["reason"])}
+        name = str(v["name"])
+        row = {key: name, "run_id": str(v.get("run_id") or ""), "reason": str(v["reason"])}
         if v["action"] == KEEP:
             result["kept"].append(row)
-        elif row["group"] in left:
+        elif name in moved:
+            result["kept"].append({**row, "reason": f"{row['reason']}; changed since it was judged (taken up again)"})
+        elif name in left:
             result["not_removed"].append({**row, "reason": f"{row['reason']}; its deletion did not finish"})
         else:
             result["removed"].append(row)
     return result
 
 
-def table(result: Mapping[str, list[dict[str, str]]]) -> str:
+def table(result: Mapping[str, list[dict[str, str]]], *, key: str = "group", title: str = "Build resource groups",
+          column: str = "resource group") -> str:
     """The outcome as a fixed-width table for the task log."""
     labels = {"removed": "removed", "not_removed": "NOT REMOVED", "kept": "kept"}
-    rows = [(labels[key], r["group"], r["run_id"] or "-", r["reason"])
-            for key in ("removed", "not_removed", "kept") for r in result.get(key, [])]
-    head = (f"Build resource groups: {len(result.get('removed', []))} removed, "
+    rows = [(labels[kind], r[key], r["run_id"] or "-", r["reason"])
+            for kind in ("removed", "not_removed", "kept") for r in result.get(kind, [])]
+    head = (f"{title}: {len(result.get('removed', []))} removed, "
             f"{len(result.get('not_removed', []))} not removed, {len(result.get('kept', []))} kept")
     if not rows:
         return head
-    header = ("outcome", "resource group", "run id", "why")
+    header = ("outcome", column, "run id", "why")
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(3)]
     lines = [head, *("  " + "  ".join(c.ljust(w) for c, w in zip(r[:3], widths, strict=True)) + "  " + r[3]
                      for r in [header, *rows])]

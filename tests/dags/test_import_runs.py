@@ -116,6 +116,16 @@ def test_a_qcow2_disk_is_converted_uploaded_published_and_recorded(imports_env: 
 
     assert leftovers(factory_env, run.run_id) == []
 
+    # an imported image's versions are published like a build's: retention judges them, revocation offers them
+    from image_factory.retention_dag import retention_dag
+    from image_factory.revocation_dag import revocation_dag
+
+    images = imports_env["include"] / "images"
+    assert "imp-web" in revocation_dag(folder=images).params.get_param("image").schema["enum"]
+    retained = retention_dag(folder=images).test()
+    kept = {r["ref"]: r["reason"] for r in xcom(retained, "report")["kept"]}
+    assert "/".join((*GALLERY, "imp-web", "1.0.0")).lower() in kept, kept
+
 
 @pytest.mark.parametrize(("disk", "definition", "where", "says"), [
     ("notes.txt", {}, "prepare_disk", "not a disk image"),
@@ -203,3 +213,40 @@ def test_a_staging_blob_holding_other_content_is_never_overwritten(imports_env: 
     out, err = capfd.readouterr()
     assert "exists with other content" in out + err
     assert theirs.download_blob().readall().startswith(b"someone else's disk")  # untouched
+
+
+def test_a_blob_its_teardown_left_carries_the_run_and_the_sweeper_removes_it(
+        imports_env: dict[str, Path], factory_env: LocalAzure, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The staging blob lies outside the run's group: the run tags its upload wrote are how the sweeper
+    knows whose it is once the run that should have deleted it is over."""
+    from image_factory.hooks.resources import ResourceGroupHook
+    from image_factory.naming import RunNames
+    from image_factory.pipeline import imports
+    from image_factory.sweeper_dag import sweeper_dag
+
+    build_disk(imports_env["imports"] / "onprem.vhd", size_mib=16, fmt="vhd")
+    write_import(imports_env["include"], "imp-leak", disk="onprem.vhd")
+
+    def worker_lost(plan: dict[str, Any], azure_conn_id: str) -> dict[str, Any]:
+        raise RuntimeError("the worker went away during teardown")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(imports, "cleanup", worker_lost)
+        run = run_import(imports_env["include"], "imp-leak")
+    # the image was published: the run's state is its report's, the failed teardown leaves its leftovers
+    assert task_states(run)["teardown"] == "failed" and run.state == "success"
+    plan = xcom(run, "plan")
+    blob = staging_blob(plan)
+    meta = blob.get_blob_properties().metadata
+    assert (meta["imagefactory_image"], meta["imagefactory_run_id"]) == ("imp-leak", run.run_id)
+    group = RunNames.for_run("imp-leak", run.dag_id, run.run_id).resource_group
+    assert ResourceGroupHook("image_factory_azure").resource_group_exists(group)
+
+    sweep = sweeper_dag(images=imports_env["include"] / "images").test()
+    assert sweep.state == "success", task_states(sweep)
+    assert not blob.exists()
+    assert not ResourceGroupHook("image_factory_azure").resource_group_exists(group)
+    st = plan["staging"]
+    removed = xcom(sweep, "report")["staging_blobs"]["removed"]
+    assert {"blob": f"{st['storage_account']}/{st['container']}/{st['blob']}", "run_id": run.run_id,
+            "reason": "run success (finished)"} in removed

@@ -5,25 +5,29 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from image_factory.dag_factory import dag_id_for
 from image_factory.hooks.resources import ResourceGroupHook
-from image_factory.naming import PROJECT_TAG, RunNames, run_tags
+from image_factory.hooks.storage import StorageHook
+from image_factory.naming import PROJECT_TAG, RunNames, run_blob_metadata, run_tags
 from image_factory.operators.base import DEFAULT_CONN_ID
 from tests.dags.conftest import task_states, xcom
 from tests.localazure import LocalAzure
 
 ROOT = Path(__file__).resolve().parents[2]
 IMAGE, DAG_ID = "debian12-web", "golden_debian12-web"
+IMPORTED = "debian12-imported"
 TTL = timedelta(hours=12)
 
 
-@pytest.fixture
-def golden_runs(factory_env: LocalAzure) -> Iterator[dict[str, str]]:
+@contextmanager
+def runs_of(dag_id: str) -> Iterator[dict[str, str]]:
     """Two runs of an image DAG in the metadata DB, one running and one failed; removed afterwards
     (a running run left behind would make other tests see a build in progress)."""
     from airflow.models import DagRun
@@ -36,13 +40,25 @@ def golden_runs(factory_env: LocalAzure) -> Iterator[dict[str, str]]:
             "failed": f"manual__{now.isoformat()}-sweep-dead-{tag}"}
     with create_session() as session:
         for state, run_id in runs.items():
-            session.add(DagRun(dag_id=DAG_ID, run_id=run_id, run_type=DagRunType.MANUAL, state=DagRunState(state),
+            session.add(DagRun(dag_id=dag_id, run_id=run_id, run_type=DagRunType.MANUAL, state=DagRunState(state),
                                run_after=now, start_date=now, triggered_by=DagRunTriggeredByType.TEST))
     try:
         yield runs
     finally:
         with create_session() as session:
-            session.query(DagRun).filter(DagRun.dag_id == DAG_ID, DagRun.run_id.in_(runs.values())).delete()
+            session.query(DagRun).filter(DagRun.dag_id == dag_id, DagRun.run_id.in_(runs.values())).delete()
+
+
+@pytest.fixture
+def golden_runs(factory_env: LocalAzure) -> Iterator[dict[str, str]]:
+    with runs_of(DAG_ID) as runs:
+        yield runs
+
+
+@pytest.fixture
+def import_runs(factory_env: LocalAzure) -> Iterator[dict[str, str]]:
+    with runs_of(dag_id_for(IMPORTED)) as runs:
+        yield runs
 
 
 def test_sweeper_deletes_only_finished_and_expired_unknown_runs_groups(golden_runs: dict[str, str]) -> None:
@@ -97,6 +113,86 @@ def test_sweeper_deletes_only_finished_and_expired_unknown_runs_groups(golden_ru
             hook.begin_delete_resource_group(name)
 
 
+def test_staging_blobs_of_finished_and_expired_unknown_runs_are_deleted(import_runs: dict[str, str]) -> None:
+    """An import's blob outside its run's group: judged by the run tags in its metadata, like the groups."""
+    from image_factory.pipeline.build import load_definition
+    from image_factory.plan import staging_of
+    from image_factory.sweeper_dag import sweeper_dag
+
+    storage, groups = StorageHook(DEFAULT_CONN_ID), ResourceGroupHook(DEFAULT_CONN_ID)
+    definition = load_definition(IMPORTED)
+    st = staging_of(definition, storage.subscription_id, "0.0.1")
+    groups.ensure_resource_group(st["resource_group"], definition.build_location, {"project": PROJECT_TAG})
+    storage.ensure_account(st["resource_group"], st["storage_account"], location=definition.build_location,
+                           tags={"project": PROJECT_TAG})
+    storage.ensure_container(st["resource_group"], st["storage_account"], st["container"])
+    now, tag = datetime.now(UTC), uuid.uuid4().hex[:6]
+    made = {  # what → (blob, run id, created); a run's tags as its upload writes them
+        "finished": (f"{IMPORTED}/sweep-{tag}-dead.vhd", import_runs["failed"], now),
+        "live": (f"{IMPORTED}/sweep-{tag}-live.vhd", import_runs["running"], now - TTL - timedelta(hours=1)),
+        "unknown_expired": (f"{IMPORTED}/sweep-{tag}-old.vhd", f"manual__elsewhere-old-{tag}", now - 2 * TTL),
+        "unknown_fresh": (f"{IMPORTED}/sweep-{tag}-new.vhd", f"manual__elsewhere-new-{tag}", now),
+        "other_prefix": (f"not-an-image-{tag}/dead.vhd", import_runs["failed"], now),  # no image's blob
+    }
+    made["unlabelled"] = (f"{IMPORTED}/sweep-{tag}-theirs.vhd", "", now)
+    location = (st["resource_group"], st["storage_account"], st["container"])
+    try:
+        for blob, run_id, created in made.values():
+            meta = run_blob_metadata(run_tags(IMPORTED, run_id, created, TTL)) if run_id else {"owner": "someone"}
+            storage.blob_client(*location, blob).upload_blob(b"vhd", metadata=meta)
+
+        run = sweeper_dag().test()
+
+        states = task_states(run)
+        assert run.state == "success" and states["find_staging_blobs"] == states["sweep_staging_blobs"] == "success"
+        exists = {what: storage.blob_etag(*location, blob) is not None for what, (blob, _, _) in made.items()}
+        assert exists == {"finished": False, "live": True, "unknown_expired": False, "unknown_fresh": True,
+                          "other_prefix": True, "unlabelled": True}
+        names = {what: f"{st['storage_account']}/{st['container']}/{blob}" for what, (blob, _, _) in made.items()}
+        blobs = xcom(run, "report")["staging_blobs"]
+        removed = {r["blob"]: r["reason"] for r in blobs["removed"]}
+        kept = {r["blob"]: r["reason"] for r in blobs["kept"]}
+        assert blobs["not_removed"] == []
+        assert removed[names["finished"]] == "run failed (finished)"
+        assert removed[names["unknown_expired"]] == "run not known to this Airflow; expired 12 h 00 min ago"
+        assert kept[names["live"]] == "run running (alive); past its expiry by 1 h 00 min"
+        assert re.fullmatch(r"run not known to this Airflow; expires in 11 h 5\d min", kept[names["unknown_fresh"]])
+        assert not {names["other_prefix"], names["unlabelled"]} & {*removed, *kept}  # never candidates
+        assert xcom(run, "sweep_staging_blobs") == {"deleted": sorted([names["finished"], names["unknown_expired"]]),
+                                                    "gone": [], "changed": []}
+    finally:
+        for blob, _, _ in made.values():
+            storage.delete_blob(*location, blob)
+
+
+def test_a_failed_blob_listing_still_sweeps_the_groups_and_fails_the_run(
+        golden_runs: dict[str, str], monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str],
+        caplog: pytest.LogCaptureFixture) -> None:
+    from image_factory.sweeper_dag import sweeper_dag
+
+    hook = ResourceGroupHook(DEFAULT_CONN_ID)
+    group = RunNames.for_run(IMAGE, DAG_ID, golden_runs["failed"]).resource_group
+    hook.ensure_resource_group(group, "westeurope", run_tags(IMAGE, golden_runs["failed"], datetime.now(UTC), TTL))
+
+    def refused(*args: Any, **kwargs: Any) -> list[dict[str, Any]]:
+        raise PermissionError("listKeys: the connection may not list the staging account's keys")
+
+    monkeypatch.setattr(StorageHook, "list_blobs", refused)
+    try:
+        run = sweeper_dag().test()
+        states = task_states(run)
+        assert (run.state, states["find_staging_blobs"], states["sweep_staging_blobs"]) == (
+            "failed", "failed", "upstream_failed"), states
+        assert states["sweep"] == "success" and not hook.resource_group_exists(group)  # the groups were swept
+        assert states["report"] == "failed"
+        out, err = capfd.readouterr()
+        assert "listKeys: the connection may not list" in out + err
+        assert "find_staging_blobs recorded no verdicts (it failed): no staging blob was judged" in out + err
+        assert re.search(rf"removed +{group} ", caplog.text), "the groups' table was not logged"
+    finally:
+        hook.begin_delete_resource_group(group)
+
+
 def swept_labels(run: Any) -> set[str]:
     """The sweep task instances' names in the UI (their rendered map index)."""
     from airflow.models import TaskInstance
@@ -137,6 +233,8 @@ def test_the_dag_file_builds_the_hourly_sweeper() -> None:
     assert set(dag.tags) == {"golden-image", "maintenance"}
     assert dag.get_task("find").task_id in dag.get_task("sweep").upstream_task_ids
     assert dag.get_task("sweep").task_id in dag.get_task("report").upstream_task_ids
+    assert dag.get_task("find_staging_blobs").task_id in dag.get_task("sweep_staging_blobs").upstream_task_ids
+    assert dag.get_task("sweep_staging_blobs").task_id in dag.get_task("report").upstream_task_ids
     sweep = dag.get_task("sweep").operator_class
     assert sweep.__name__ == "DeleteResourceGroupOperator" and hasattr(sweep, "execute_complete")  # it defers
 

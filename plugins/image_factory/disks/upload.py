@@ -20,7 +20,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
@@ -134,13 +134,14 @@ def source_metadata(plan: UploadPlan) -> dict[str, str]:
 
 
 def upload_vhd(path: str | os.PathLike[str], blob: BlobClient, *, threads: int = DEFAULT_THREADS,
-               overwrite: bool = False, progress: Progress | None = log_progress,
-               progress_every: float = PROGRESS_EVERY) -> UploadResult:
+               overwrite: bool = False, labels: Mapping[str, str] | None = None,
+               progress: Progress | None = log_progress, progress_every: float = PROGRESS_EVERY) -> UploadResult:
     """Make ``blob`` a verified page-blob copy of the fixed VHD at ``path``, sending only what it lacks.
 
     ``threads``: ranges in flight at once (and as many chunks read back). ``overwrite``: a blob
     under that name that is not a verified copy of this file is replaced (started anew) instead of
-    refused. ``progress`` is called at most every ``progress_every`` seconds (0: after every range)
+    refused. ``labels``: more metadata (the run's, for the sweeper), set before any byte is sent and
+    kept up to date on a blob this call resumes or finds verified. ``progress`` is called at most every ``progress_every`` seconds (0: after every range)
     and once when the sending ends; an exception it raises stops the upload like any other failure:
     ranges in flight finish, the rest are not sent, and a rerun resumes.
     """
@@ -151,9 +152,11 @@ def upload_vhd(path: str | os.PathLike[str], blob: BlobClient, *, threads: int =
     began = time.monotonic()
     plan = plan_upload(path)
     planned = time.monotonic()
-    wanted = source_metadata(plan)
+    wanted = {**source_metadata(plan), **(labels or {})}
     existing = _properties(blob)
     conflict = None if existing is None else _conflict(existing, plan)
+    if existing is not None and conflict is None:
+        _relabel(blob, existing, labels or {})
     if existing is not None and conflict is None and existing.metadata.get(META_VERIFIED) == plan.digest:
         sha256 = existing.metadata.get(META_SOURCE_SHA256) or file_sha256(path)
         now = time.monotonic()
@@ -212,6 +215,15 @@ def _properties(blob: BlobClient) -> BlobProperties | None:
         return blob.get_blob_properties()
     except ResourceNotFoundError:
         return None
+
+
+def _relabel(blob: BlobClient, existing: BlobProperties, labels: Mapping[str, str]) -> None:
+    """Give a blob this upload takes up the caller's labels (a new run resuming a dead run's blob owns it now)."""
+    meta = dict(existing.metadata or {})
+    if any(meta.get(k) != v for k, v in labels.items()):
+        meta.update(labels)
+        blob.set_blob_metadata(meta)
+        existing.metadata = meta
 
 
 def _conflict(existing: BlobProperties, plan: UploadPlan) -> str | None:

@@ -133,16 +133,56 @@ class StorageHook(AzureResourceManagerHook):
         return BlobClient(endpoint, container, blob, credential=AzureNamedKeyCredential(account, secret),
                           **self._blob_kwargs(endpoint))
 
-    def delete_blob(self, resource_group: str, account: str, container: str, blob: str) -> bool:
-        """Delete the blob and its snapshots; False when it (or its account or container) is already gone."""
+    def delete_blob(self, resource_group: str, account: str, container: str, blob: str, *,
+                    etag: str | None = None) -> bool:
+        """Delete the blob and its snapshots; False when it (or its account or container) is already gone.
+
+        ``etag``: delete only the blob as it was when that was read; one changed since (its metadata or
+        pages written) raises ``azure.core.exceptions.ResourceModifiedError`` and stays.
+        """
+        from azure.core import MatchConditions
+        from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
+
+        condition: dict[str, Any] = {"etag": etag, "match_condition": MatchConditions.IfNotModified} if etag else {}
+        try:
+            with self.blob_client(resource_group, account, container, blob) as client:
+                client.delete_blob(delete_snapshots="include", **condition)
+        except ResourceNotFoundError:
+            return False
+        except ResourceModifiedError:  # a condition on a missing blob fails too (Azurite): gone is gone
+            if self.blob_etag(resource_group, account, container, blob) is None:
+                return False
+            raise
+        return True
+
+    def blob_etag(self, resource_group: str, account: str, container: str, blob: str) -> str | None:
+        """The blob's ETag (it changes with every write to it), or None when it is gone."""
         from azure.core.exceptions import ResourceNotFoundError
 
         try:
             with self.blob_client(resource_group, account, container, blob) as client:
-                client.delete_blob(delete_snapshots="include")
+                return _quoted(str(client.get_blob_properties().etag))
         except ResourceNotFoundError:
-            return False
-        return True
+            return None
+
+    def list_blobs(self, resource_group: str, account: str, container: str, prefix: str) -> list[dict[str, Any]]:
+        """The blobs under ``prefix`` (``name``, ``metadata``, ``etag``); none when the account or container is missing."""
+        check_names(account, container)
+        from azure.core.credentials import AzureNamedKeyCredential
+        from azure.core.exceptions import ResourceNotFoundError
+        from azure.storage.blob import ContainerClient
+
+        if get_or_none(self.storage.storage_accounts.get_properties, resource_group, account) is None:
+            return []
+        endpoint, secret = self._account(resource_group, account)
+        client = ContainerClient(endpoint, container, credential=AzureNamedKeyCredential(account, secret),
+                                 **self._blob_kwargs(endpoint))
+        try:
+            with client:
+                return [{"name": b.name, "metadata": dict(b.metadata or {}), "etag": _quoted(str(b.etag))}
+                        for b in client.list_blobs(name_starts_with=prefix, include=["metadata"])]
+        except ResourceNotFoundError:  # no such container
+            return []
 
     def _blob_kwargs(self, endpoint: str) -> dict[str, Any]:
         import requests
@@ -162,6 +202,11 @@ class StorageHook(AzureResourceManagerHook):
         if self.is_local and endpoint.startswith("https:"):
             kwargs["connection_verify"] = self.connection_verify
         return kwargs
+
+
+def _quoted(etag: str) -> str:
+    """An ETag in its HTTP header form: a listing's XML gives it bare, a blob's properties in quotes."""
+    return etag if etag.startswith('"') else f'"{etag}"'
 
 
 def _mask(secret: str) -> None:

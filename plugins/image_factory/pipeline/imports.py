@@ -21,7 +21,7 @@ from typing import Any
 from image_factory import changes
 from image_factory.definitions import ImageDefinition
 from image_factory.errors import PermanentError
-from image_factory.naming import TAG_VERSION_RUN, run_tags
+from image_factory.naming import TAG_VERSION_RUN, run_blob_metadata, run_tags
 from image_factory.pipeline.build import Build
 from image_factory.pipeline.steps import RUN_TTL, timed
 from image_factory.plan import PlanError
@@ -147,7 +147,9 @@ def upload(b: Build, prepared: dict[str, Any], env: dict[str, Any]) -> dict[str,
                                                           st["container"], st["blob"])
         threads = int((b.definition.source.disk or {}).get("upload_threads") or disk_upload.DEFAULT_THREADS)
         try:
-            result = disk_upload.upload_vhd(Path(prepared["path"]), client, threads=threads)
+            # the run's tags, so the sweeper can tell a blob a dead run left from one a live run is writing
+            labels = run_blob_metadata(run_tags(b.definition.name, b.plan["run_id"], datetime.now(UTC), RUN_TTL))
+            result = disk_upload.upload_vhd(Path(prepared["path"]), client, threads=threads, labels=labels)
         except disk_upload.BlobConflictError as exc:
             raise PermanentError(f"staging blob {st['container']}/{st['blob']}: {exc}") from exc
         out = result.as_dict()

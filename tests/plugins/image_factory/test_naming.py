@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 
-from image_factory.naming import RunNames, run_tags
+from image_factory.naming import RunNames, run_blob_metadata, run_tags, run_tags_of_blob
 
 
 def test_names_are_deterministic_per_run_and_distinct_between_runs() -> None:
@@ -29,3 +29,14 @@ def test_tags_carry_run_and_expiry() -> None:
     tags = run_tags("debian12-web", "manual__1", created, timedelta(hours=6))
     assert tags["project"] == "golden-image-factory" and tags["run-id"] == "manual__1"
     assert tags["expiry"] == "2026-11-25T16:00:00+00:00"
+
+
+def test_a_staging_blob_carries_its_runs_tags_as_metadata_and_gives_them_back() -> None:
+    tags = run_tags("debian12-imported", "manual__2", datetime(2026, 11, 25, 10, 0, tzinfo=UTC), timedelta(hours=12))
+    meta = run_blob_metadata(tags)
+    assert meta == {"imagefactory_image": "debian12-imported", "imagefactory_run_id": "manual__2",
+                    "imagefactory_expiry": "2026-11-25T22:00:00+00:00"}
+    assert all(re.fullmatch(r"[a-z_]+", k) for k in meta)  # metadata names must be C# identifiers
+    back = run_tags_of_blob({**meta, "imagefactory_tool": "x"})
+    assert back == {k: tags[k] for k in ("project", "image", "run-id", "expiry")}
+    assert run_tags_of_blob({"imagefactory_tool": "x", "imagefactory_image": "debian12-imported"}) == {}  # no run

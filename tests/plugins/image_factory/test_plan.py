@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 
 from image_factory.definitions import load_folder
-from image_factory.plan import PlanError, RunIdentity, check_params, make_plan, source_reference
+from image_factory.plan import (
+    PlanError,
+    RunIdentity,
+    check_params,
+    make_plan,
+    source_reference,
+    staging_containers,
+    staging_of,
+)
 from image_factory.versioning import Existing
 
 DEFS = load_folder(Path(__file__).resolve().parents[3] / "include" / "images")
@@ -83,3 +92,16 @@ def test_replicas_override_and_plan_preview() -> None:
         "resource group rg-golden-images: CanNotDelete lock golden-image-factory-protect (kept, or made)",
         f"gal_golden/debian12-web: role Reader for Group {share.principal_id} (kept, or assigned)",
         "lineage record of debian12-web 1.0.0 (store, version tags, OpenLineage, Assets)"]
+
+
+def test_the_sweeper_lists_each_imports_staging_container_once_under_its_prefix() -> None:
+    imported = DEFS["debian12-imported"]
+    twin = dataclasses.replace(imported, name="debian12-imported-twin")
+    places = staging_containers([*DEFS.values(), imported, twin], "00000000-0000-0000-0000-000000000000")
+    blob = staging_of(imported, "00000000-0000-0000-0000-000000000000", "1.2.3")
+    assert blob["blob"] == "debian12-imported/1.2.3.vhd"
+    mine = {k: v for k, v in blob.items() if k != "blob"}
+    by_prefix = {p["prefix"]: p for p in places}
+    assert len(places) == 2 and set(by_prefix) == {"debian12-imported/", "debian12-imported-twin/"}  # only imports
+    assert by_prefix["debian12-imported/"] == {**mine, "prefix": "debian12-imported/"}
+    assert blob["blob"].startswith("debian12-imported/") and places == sorted(places, key=lambda p: tuple(p.values()))

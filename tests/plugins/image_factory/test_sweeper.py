@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from image_factory.naming import run_tags
-from image_factory.sweeper import DELETE, KEEP, decide, outcome, table
+from image_factory.naming import run_blob_metadata, run_tags
+from image_factory.sweeper import DELETE, KEEP, decide, decide_blobs, outcome, table
 
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 TTL = timedelta(hours=12)
@@ -34,7 +34,7 @@ def lookup(image: str, run_id: str) -> str | None:
 
 def one(g: dict) -> tuple[str, str]:
     [v] = decide([g], NOW, lookup)
-    assert v.group == g["name"]
+    assert v.name == g["name"]
     return v.action, v.reason
 
 
@@ -86,14 +86,14 @@ def test_only_the_factorys_run_groups_are_candidates() -> None:
         return lookup(image, run_id)
 
     verdicts = decide([gallery, foreign, untagged, mine], NOW, recording)
-    assert [v.group for v in verdicts] == ["rg-mine"]
+    assert [v.name for v in verdicts] == ["rg-mine"]
     assert asked == [("debian12-web", "run-failed")]
 
 
 def test_verdicts_carry_the_run_and_are_sorted_by_group() -> None:
     verdicts = decide([group("rg-b", "run-running", NOW), group("rg-a", "run-failed", NOW)], NOW, lookup)
-    assert [v.group for v in verdicts] == ["rg-a", "rg-b"]
-    assert verdicts[0].as_dict() == {"group": "rg-a", "action": DELETE, "reason": "run failed (finished)",
+    assert [v.name for v in verdicts] == ["rg-a", "rg-b"]
+    assert verdicts[0].as_dict() == {"name": "rg-a", "action": DELETE, "reason": "run failed (finished)",
                                      "image": "debian12-web", "run_id": "run-failed", "run_state": "failed",
                                      "expiry": (NOW + TTL).isoformat(timespec="seconds"), "unrecognised": False}
 
@@ -120,3 +120,32 @@ def test_outcome_separates_removed_kept_and_deletions_that_did_not_finish() -> N
     assert lines[2].split()[:3] == ["removed", "rg-done", "run-failed"] and lines[2].endswith("run failed (finished)")
     assert lines[3].startswith("  NOT REMOVED  rg-stuck") and lines[4].split()[:2] == ["kept", "rg-live"]
     assert table(outcome([], [])) == "Build resource groups: 0 removed, 0 not removed, 0 kept"
+
+
+def test_staging_blobs_are_judged_by_the_run_tags_in_their_metadata() -> None:
+    def blob(name: str, run_id: str, created: datetime) -> dict:
+        meta = run_blob_metadata(run_tags("debian12-web", run_id, created, TTL))
+        return {"name": name, "metadata": {"imagefactory_tool": "image-factory-vhd-upload-1", **meta}}
+
+    unlabelled = {"name": "acct/vhds/debian12-web/0.9.0.vhd", "metadata": {"imagefactory_tool": "x"}}
+    verdicts = decide_blobs([blob("acct/vhds/debian12-web/1.0.0.vhd", "run-failed", NOW),
+                             blob("acct/vhds/debian12-web/1.1.0.vhd", "run-running", NOW - 2 * TTL),
+                             blob("acct/vhds/debian12-web/1.2.0.vhd", "elsewhere", NOW - 2 * TTL),
+                             unlabelled, {"name": "acct/vhds/theirs.vhd", "metadata": None}], NOW, lookup)
+    assert [(v.name, v.action, v.reason) for v in verdicts] == [
+        ("acct/vhds/debian12-web/1.0.0.vhd", DELETE, "run failed (finished)"),
+        ("acct/vhds/debian12-web/1.1.0.vhd", KEEP, "run running (alive); past its expiry by 12 h 00 min"),
+        ("acct/vhds/debian12-web/1.2.0.vhd", DELETE, "run not known to this Airflow; expired 12 h 00 min ago"),
+    ]
+
+
+def test_a_blob_written_since_it_was_judged_is_kept_and_the_table_names_blobs() -> None:
+    verdicts = [v.as_dict() for v in decide([group("a/vhds/x/1.vhd", "run-failed", NOW),
+                                             group("a/vhds/x/2.vhd", "run-success", NOW)], NOW, lookup)]
+    result = outcome(verdicts, still_there=[], key="blob", changed=["a/vhds/x/2.vhd"])
+    assert result["removed"] == [{"blob": "a/vhds/x/1.vhd", "run_id": "run-failed", "reason": "run failed (finished)"}]
+    assert result["kept"] == [{"blob": "a/vhds/x/2.vhd", "run_id": "run-success",
+                               "reason": "run success (finished); changed since it was judged (taken up again)"}]
+    lines = table(result, key="blob", title="Staging blobs", column="blob").splitlines()
+    assert lines[0] == "Staging blobs: 1 removed, 0 not removed, 1 kept"
+    assert lines[1].split() == ["outcome", "blob", "run", "id", "why"] and "a/vhds/x/1.vhd" in lines[2]

@@ -119,6 +119,32 @@ def test_an_idempotent_rerun_sends_nothing(staging: Staging, tmp_path: Path) -> 
     assert client.get_blob_properties().etag == etag
 
 
+def test_labels_are_on_the_blob_from_its_first_byte_and_a_later_upload_relabels_it(staging: Staging,
+                                                                                     tmp_path: Path) -> None:
+    path = disk(tmp_path / "d.vhd")
+    client = staging.blob()
+
+    class Stop(Exception):
+        pass
+
+    def stop_at_once(p: UploadProgress) -> None:
+        raise Stop
+
+    dead = {"imagefactory_run_id": "run-dead", "imagefactory_expiry": "2026-03-10T12:00:00+00:00"}
+    with pytest.raises(Stop):
+        upload_vhd(path, client, threads=1, labels=dead, progress=stop_at_once, progress_every=0)
+    assert client.get_blob_properties().metadata.items() >= dead.items()  # a killed run's blob says whose it was
+
+    new = {"imagefactory_run_id": "run-new", "imagefactory_expiry": "2026-03-11T12:00:00+00:00"}
+    resumed = upload_vhd(path, client, labels=new)
+    meta = client.get_blob_properties().metadata
+    assert resumed.ranges_present >= 1 and meta.items() >= new.items() and meta[META_VERIFIED] == resumed.digest
+
+    again = {**new, "imagefactory_run_id": "run-third"}
+    done = upload_vhd(path, client, labels=again)  # verified already: nothing sent, but the blob is this run's now
+    assert done.bytes_sent == 0 and client.get_blob_properties().metadata.items() >= again.items()
+
+
 def test_an_interrupted_upload_resumes_with_the_missing_ranges_only(staging: Staging, tmp_path: Path) -> None:
     path = disk(tmp_path / "d.vhd")
     plan = plan_upload(path)

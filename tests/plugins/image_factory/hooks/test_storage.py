@@ -64,6 +64,32 @@ def test_blob_client_writes_at_the_accounts_endpoint_and_delete_blob_is_idempote
     assert storage.delete_blob(group, account_name(), "vhds", "x.vhd") is False  # and the account
 
 
+def test_blobs_are_listed_with_metadata_and_a_delete_by_etag_spares_a_blob_written_since(
+        storage: StorageHook, group: str, location: str) -> None:
+    from azure.core.exceptions import ResourceModifiedError
+
+    name = account_name()
+    assert storage.list_blobs(group, name, "vhds", "img/") == []  # no account yet: nothing, not an error
+    storage.ensure_account(group, name, location=location, tags=TAGS)
+    assert storage.list_blobs(group, name, "vhds", "img/") == []  # no container yet
+    storage.ensure_container(group, name, "vhds")
+    for blob, meta in (("img/1.0.0.vhd", {"run": "a"}), ("img/1.1.0.vhd", {}), ("other/1.0.0.vhd", {"run": "b"})):
+        storage.blob_client(group, name, "vhds", blob).upload_blob(b"x", metadata=meta)
+    listed = storage.list_blobs(group, name, "vhds", "img/")
+    assert [(b["name"], b["metadata"]) for b in listed] == [("img/1.0.0.vhd", {"run": "a"}), ("img/1.1.0.vhd", {})]
+    judged = listed[0]["etag"]
+    assert storage.blob_etag(group, name, "vhds", "img/1.0.0.vhd") == judged
+
+    storage.blob_client(group, name, "vhds", "img/1.0.0.vhd").set_blob_metadata({"run": "c"})  # taken up since
+    with pytest.raises(ResourceModifiedError):
+        storage.delete_blob(group, name, "vhds", "img/1.0.0.vhd", etag=judged)
+    now = storage.blob_etag(group, name, "vhds", "img/1.0.0.vhd")
+    assert now not in (None, judged)
+    assert storage.delete_blob(group, name, "vhds", "img/1.0.0.vhd", etag=now) is True
+    assert storage.blob_etag(group, name, "vhds", "img/1.0.0.vhd") is None
+    assert storage.delete_blob(group, name, "vhds", "img/1.0.0.vhd", etag=now) is False  # gone: done
+
+
 def test_the_account_key_is_masked_and_never_handed_out(storage: StorageHook, group: str, location: str) -> None:
     from airflow.sdk.log import _secrets_masker
 
