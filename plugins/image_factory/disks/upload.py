@@ -141,9 +141,10 @@ def upload_vhd(path: str | os.PathLike[str], blob: BlobClient, *, threads: int =
     ``threads``: ranges in flight at once (and as many chunks read back). ``overwrite``: a blob
     under that name that is not a verified copy of this file is replaced (started anew) instead of
     refused. ``labels``: more metadata (the run's, for the sweeper), set before any byte is sent and
-    kept up to date on a blob this call resumes or finds verified. ``progress`` is called at most every ``progress_every`` seconds (0: after every range)
-    and once when the sending ends; an exception it raises stops the upload like any other failure:
-    ranges in flight finish, the rest are not sent, and a rerun resumes.
+    brought up to date on a blob this call resumes or finds verified. ``progress`` is called at
+    most every ``progress_every`` seconds (0: after every range) and once when the sending ends; an
+    exception it raises stops the upload like any other failure: ranges in flight finish, the rest
+    are not sent, and a rerun resumes.
     """
     if not 1 <= threads <= MAX_THREADS:
         raise ValueError(f"threads: must be between 1 and {MAX_THREADS} ranges at a time, got {threads}")
