@@ -172,9 +172,10 @@ class StorageHook(AzureResourceManagerHook):
         from azure.core.exceptions import ResourceNotFoundError
         from azure.storage.blob import ContainerClient
 
-        if get_or_none(self.storage.storage_accounts.get_properties, resource_group, account) is None:
+        try:
+            endpoint, secret = self._account(resource_group, account)
+        except ResourceNotFoundError:  # no such account (or group)
             return []
-        endpoint, secret = self._account(resource_group, account)
         client = ContainerClient(endpoint, container, credential=AzureNamedKeyCredential(account, secret),
                                  **self._blob_kwargs(endpoint))
         try:
